@@ -1,0 +1,104 @@
+//! Errors, one enum per concern: opening a store, emitting an event, and
+//! waiting for the writer. Verification findings are not errors; they live in
+//! [`verify`](crate::verify).
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a logger could not open its store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// A file or directory of the store could not be used.
+    #[error("audit store {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A segment file is readable or writable by group or others.
+    #[error(
+        "audit segment {path} has mode {mode:04o}, which lets other users read or change it; \
+         run `chmod 600 {path}`"
+    )]
+    InsecurePermissions {
+        /// The segment.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The last record is damaged in a way a crash cannot explain.
+    #[error("audit segment {path} ends in a damaged record ({reason}); run `sealtrail verify`")]
+    CorruptTail {
+        /// The segment.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The last record was not made with this key, so the chain cannot be
+    /// continued without vouching for records the logger cannot check.
+    #[error(
+        "the last record (seq {seq}) in {path} does not authenticate under key {key_id} \
+         (the record names key {record_key_id}); use the key this log was written with, \
+         or run `sealtrail verify`"
+    )]
+    TailNotAuthentic {
+        /// The segment.
+        path: PathBuf,
+        /// The record's sequence number.
+        seq: u64,
+        /// The key id the record names.
+        record_key_id: String,
+        /// The id of the key given to the logger.
+        key_id: String,
+    },
+    /// The log has used every sequence number.
+    #[error("the audit log in {path} has no sequence numbers left; start a new log directory")]
+    SequenceExhausted {
+        /// The store's directory.
+        path: PathBuf,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the audit writer thread: {0}")]
+    Spawn(#[source] io::Error),
+}
+
+/// Why an event was not accepted. Nothing is written for a refused event;
+/// the caller decides what to do (see each variant).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The queue is full; the event was dropped and counted in
+    /// [`Stats::dropped_full`](crate::Stats::dropped_full). The writer is
+    /// behind (slow disk) or stopped.
+    #[error("audit queue full ({capacity} events); event dropped")]
+    BufferFull {
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// The log has used every sequence number; the event was not queued.
+    #[error("audit sequence numbers exhausted; start a new log directory")]
+    SequenceExhausted,
+    /// The logger was shut down.
+    #[error("audit logger is shut down")]
+    Closed,
+    /// The writer hit an I/O error and stopped; events are no longer stored.
+    #[error("audit writer failed: {0}")]
+    WriterFailed(String),
+}
+
+/// Why [`AuditLogger::flush`](crate::AuditLogger::flush) or
+/// [`shutdown`](crate::AuditLogger::shutdown) could not confirm that
+/// everything is on disk.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The writer hit an I/O error; what it says is in the message.
+    #[error("audit writer failed: {0}")]
+    WriterFailed(String),
+    /// The writer thread is gone (it panicked or was already shut down).
+    #[error("audit writer is not running")]
+    WriterGone,
+}

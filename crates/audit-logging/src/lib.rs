@@ -1,0 +1,100 @@
+//! Typed security audit events, written to a tamper-evident local store.
+//!
+//! # A tour
+//!
+//! - [`AuditEvent`] is what you record: about thirty typed events of an
+//!   inference service (authentication, authorization, tasks, VRAM sealing,
+//!   nodes, security incidents, data access, GDPR), each with a stable
+//!   dotted name such as `vram.sealed`, a [`Severity`] and a notion of being
+//!   critical. Free-form fields are [`Text`], which escapes control and bidi
+//!   characters and truncates with a marker, so no event is ever refused for
+//!   its content.
+//! - [`AuditLogger`] records them. [`AuditLogger::emit_sync`] never blocks
+//!   and needs no async runtime (use it in `Drop`, in plain threads, inside
+//!   tokio); [`AuditLogger::emit`] is the async twin. Both put the event on a
+//!   bounded queue for one writer thread; a full queue is
+//!   [`EmitError::BufferFull`], never a wait. [`AuditLogger::flush`] returns
+//!   once everything emitted is on disk; [`AuditLogger::shutdown`] (or drop)
+//!   drains the queue. [`AuditLogger::disabled`] records nothing.
+//! - The store is a directory of append-only segment files, one JSON record
+//!   per line (see [`record`] for the layout). Each record has a sequence
+//!   number that continues across restarts, the SHA-256 of the line before
+//!   it, and an HMAC-SHA256 under an [`AuditKey`] that lives in a separate
+//!   file. A crash that leaves half a record is repaired on the next start
+//!   and the repair itself is recorded.
+//! - [`verify_dir`] proves a directory: it streams every record, checks
+//!   authenticators, numbering and links, and names the first bad record
+//!   ([`verify::Finding`]). [`query::query`] reads events back by type,
+//!   severity and time.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use audit_logging::{AuditEvent, AuditKey, AuditLogger, LoggerConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let key = AuditKey::generate()?;
+//! let logger = Arc::new(AuditLogger::open(LoggerConfig::new(dir.path()), key.clone())?);
+//! logger.emit_sync(AuditEvent::AuthFailure {
+//!     timestamp: chrono::Utc::now(),
+//!     attempted_actor: "mallory\u{202E}".into(),
+//!     method: "api-key".into(),
+//!     source_ip: None,
+//!     reason: "unknown key".into(),
+//! })?;
+//! logger.shutdown()?;
+//! assert!(audit_logging::verify_dir(dir.path(), &key)?.is_intact());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Limitations
+//!
+//! - The record key does not evolve yet: whoever steals the key file can
+//!   rewrite the whole chain. Forward-secure keys and signed checkpoints are
+//!   the next step.
+//! - Removing the newest records from the end of the log is not detectable by
+//!   a local check alone (nothing outside the log remembers the head yet).
+//! - Records are fsynced at most [`SYNC_INTERVAL`] after they are written, or
+//!   on [`AuditLogger::flush`]; there is no per-event durable emit yet. On an
+//!   I/O error the writer stops (the error is sticky and reported to every
+//!   caller) rather than retrying.
+//! - The queue is bounded in events, not bytes, and has no room reserved for
+//!   critical events; dropped events are counted in [`Stats`] and in the
+//!   stop record, not yet written into the chain as they happen.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
+mod error;
+mod event;
+mod key;
+mod logger;
+pub mod query;
+pub mod record;
+mod store;
+mod text;
+pub mod verify;
+mod writer;
+
+pub use error::{EmitError, FlushError, OpenError};
+pub use event::{AuditEvent, DeviceRef, Digest, DigestMismatch, Severity, TaskId, UnknownSeverity};
+pub use key::{AuditKey, KeyError, KeyId};
+pub use logger::{
+    AuditLogger, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_CAPACITY, LoggerConfig, SYNC_INTERVAL,
+    ShutdownReport, Stats,
+};
+pub use record::{MAX_RECORD_BYTES, SCHEMA_VERSION};
+pub use store::{list_segments, segment_name};
+pub use text::{MAX_TEXT_BYTES, TRUNCATION_MARKER, Text};
+pub use verify::{VerifyReport, verify_dir};

@@ -1,0 +1,386 @@
+//! [`AuditLogger`]: the emitting side.
+//!
+//! Emitting serializes the event on the caller's thread and puts it on a
+//! bounded queue (default [`DEFAULT_QUEUE_CAPACITY`] events) that one
+//! dedicated writer thread drains. [`AuditLogger::emit_sync`] never waits:
+//! no lock is held across I/O, no async runtime is needed, and a full queue
+//! returns [`EmitError::BufferFull`] at once, so it is safe in `Drop`, in
+//! plain threads and inside any async runtime. [`AuditLogger::emit`] is its
+//! async twin with the same checks and errors.
+//!
+//! What reaches the disk when:
+//! - the writer hands each batch of records to the OS as soon as it has
+//!   taken it from the queue, so a crash of *the process* loses only what is
+//!   still queued;
+//! - it fsyncs at most [`SYNC_INTERVAL`] after a write, on
+//!   [`flush`](AuditLogger::flush) and on [`shutdown`](AuditLogger::shutdown),
+//!   so a power loss loses at most that interval of records unless the caller
+//!   flushed.
+//!
+//! Sequence numbers are assigned by the writer, in queue order. The emitting
+//! side keeps a count of numbers promised to queued events so that the
+//! last number is refused at emit time ([`EmitError::SequenceExhausted`])
+//! instead of wrapping around.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::Utc;
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::store::Store;
+use crate::writer::{Control, Shared, Writer};
+use crate::{AuditEvent, AuditKey, EmitError, FlushError, OpenError};
+
+/// Default queue capacity in events.
+///
+/// A thousand events of typical size is well under a megabyte of memory and
+/// covers bursts of several milliseconds of a slow disk.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1000;
+
+/// Default size at which a segment is closed and a new one started.
+///
+/// Small enough to copy, archive or inspect one segment at a time; large
+/// enough that rotation is rare.
+pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Longest time written records stay without an fsync. Bounds what a power
+/// loss can take when nobody calls [`AuditLogger::flush`].
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How an [`AuditLogger`] stores records.
+#[derive(Debug, Clone)]
+pub struct LoggerConfig {
+    dir: PathBuf,
+    queue_capacity: usize,
+    max_segment_bytes: u64,
+}
+
+impl LoggerConfig {
+    /// Records go to segment files in `dir`, created (mode `0700`) if
+    /// missing.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LoggerConfig {
+            dir: dir.into(),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+        }
+    }
+
+    /// Sets the queue capacity in events (at least 1).
+    #[must_use]
+    pub fn queue_capacity(mut self, events: usize) -> Self {
+        self.queue_capacity = events.max(1);
+        self
+    }
+
+    /// Sets the segment size at which a new segment is started.
+    #[must_use]
+    pub fn max_segment_bytes(mut self, bytes: u64) -> Self {
+        self.max_segment_bytes = bytes.max(1);
+        self
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Counters of what the logger did, readable at any time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events accepted onto the queue.
+    pub accepted: u64,
+    /// Events refused because the queue was full.
+    pub dropped_full: u64,
+    /// Records written to the OS, the logger's own included.
+    pub written: u64,
+    /// Accepted events that were lost because the writer had failed.
+    pub failed: u64,
+}
+
+/// What [`AuditLogger::shutdown`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// The counters at the end.
+    pub stats: Stats,
+    /// Sequence number of the last record, the stop record included.
+    pub last_seq: u64,
+}
+
+/// Emits audit events to a local store. See the [module docs](self).
+///
+/// Share it with `Arc<AuditLogger>`; every method takes `&self`.
+pub struct AuditLogger {
+    inner: Option<Active>,
+}
+
+struct Active {
+    dir: PathBuf,
+    capacity: usize,
+    events: Sender<String>,
+    control: Sender<Control>,
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AuditLogger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            None => f.write_str("AuditLogger(disabled)"),
+            Some(a) => write!(f, "AuditLogger({})", a.dir.display()),
+        }
+    }
+}
+
+impl AuditLogger {
+    /// A logger that records nothing: every call returns `Ok` at the cost of
+    /// a branch. For tests and deployments that audit elsewhere.
+    pub fn disabled() -> Self {
+        AuditLogger { inner: None }
+    }
+
+    /// Opens the store in `config.dir()` and starts the writer thread.
+    ///
+    /// Continues the existing chain (after cutting and recording a torn tail
+    /// left by a crash), or starts a new one. The first record this logger
+    /// writes, before returning, is `audit.logger_started`.
+    pub fn open(config: LoggerConfig, key: AuditKey) -> Result<Self, OpenError> {
+        let (store, shared) = start_chain(&config, key)?;
+        let (events_tx, events_rx) = crossbeam_channel::bounded(config.queue_capacity);
+        let (control_tx, control_rx) = crossbeam_channel::unbounded();
+        let writer = Writer::new(store, events_rx, control_rx, Arc::clone(&shared));
+        let handle = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run())
+            .map_err(OpenError::Spawn)?;
+        tracing::debug!(dir = %config.dir.display(), "audit logger opened");
+        Ok(AuditLogger {
+            inner: Some(Active {
+                dir: config.dir,
+                capacity: config.queue_capacity,
+                events: events_tx,
+                control: control_tx,
+                shared,
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// Whether this logger records anything.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Queues `event` for writing. Never blocks; see the [module docs](self).
+    pub fn emit_sync(&self, event: AuditEvent) -> Result<(), EmitError> {
+        let Some(active) = &self.inner else {
+            return Ok(());
+        };
+        active.shared.check_open()?;
+        // Serializing these types cannot fail: every field is a string,
+        // number, bool or timestamp. Were it to, the event is still kept, as
+        // an incident saying so.
+        let json = serde_json::to_string(&event).unwrap_or_else(|e| unserializable(&event, &e));
+        active.shared.reserve_seq()?;
+        match active.events.try_send(json) {
+            Ok(()) => {
+                active.shared.accepted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(err) => {
+                active.shared.release_seq();
+                match err {
+                    TrySendError::Full(_) => {
+                        active.shared.dropped_full.fetch_add(1, Ordering::Relaxed);
+                        Err(EmitError::BufferFull {
+                            capacity: active.capacity,
+                        })
+                    }
+                    TrySendError::Disconnected(_) => Err(EmitError::Closed),
+                }
+            }
+        }
+    }
+
+    /// Async twin of [`emit_sync`](Self::emit_sync): the same checks, the
+    /// same errors, and it never waits either.
+    pub async fn emit(&self, event: AuditEvent) -> Result<(), EmitError> {
+        self.emit_sync(event)
+    }
+
+    /// Returns once every event accepted before the call is written and
+    /// fsynced.
+    ///
+    /// This waits for the disk: inside an async runtime call it from a
+    /// blocking task (`tokio::task::spawn_blocking`).
+    pub fn flush(&self) -> Result<(), FlushError> {
+        let Some(active) = &self.inner else {
+            return Ok(());
+        };
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        active
+            .control
+            .send(Control::Flush(ack_tx))
+            .map_err(|_| FlushError::WriterGone)?;
+        ack_rx.recv().map_err(|_| FlushError::WriterGone)?
+    }
+
+    /// Stops accepting events, writes everything queued and an
+    /// `audit.logger_stopped` record, fsyncs, and joins the writer thread.
+    ///
+    /// Later emits return [`EmitError::Closed`]. A second call returns
+    /// [`FlushError::WriterGone`]. Dropping the logger does the same.
+    pub fn shutdown(&self) -> Result<ShutdownReport, FlushError> {
+        let Some(active) = &self.inner else {
+            return Ok(ShutdownReport {
+                stats: Stats::default(),
+                last_seq: 0,
+            });
+        };
+        active.shared.close();
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        let sent = active.control.send(Control::Shutdown(ack_tx));
+        let result = match sent {
+            Ok(()) => ack_rx
+                .recv()
+                .map_err(|_| FlushError::WriterGone)
+                .and_then(|r| r),
+            Err(_) => Err(FlushError::WriterGone),
+        };
+        let handle = active
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            // A panicked writer already reported through the channel.
+            let _ = handle.join();
+        }
+        result.map(|last_seq| ShutdownReport {
+            stats: self.stats(),
+            last_seq,
+        })
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        self.inner
+            .as_ref()
+            .map(|a| a.shared.stats())
+            .unwrap_or_default()
+    }
+
+    /// The store's directory, or `None` when disabled.
+    pub fn dir(&self) -> Option<&Path> {
+        self.inner.as_ref().map(|a| a.dir.as_path())
+    }
+}
+
+impl Drop for AuditLogger {
+    fn drop(&mut self) {
+        let running = self.inner.as_ref().is_some_and(|a| {
+            a.writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some()
+        });
+        if running {
+            if let Err(e) = self.shutdown() {
+                tracing::error!(error = %e, "audit logger shutdown on drop failed");
+            }
+        }
+    }
+}
+
+/// Opens the store and writes the opening records: `audit.logger_started`,
+/// and `audit.torn_tail_recovered` when a torn tail was cut. They are fsynced
+/// before the logger accepts events, so every start is on record.
+fn start_chain(config: &LoggerConfig, key: AuditKey) -> Result<(Store, Arc<Shared>), OpenError> {
+    let (mut store, torn) = Store::open(&config.dir, key, config.max_segment_bytes)?;
+    let resumed_after = store.head().last_seq;
+    let io_err = |source| OpenError::Io {
+        path: config.dir.clone(),
+        source,
+    };
+
+    let mut opening = vec![AuditEvent::LoggerStarted {
+        timestamp: Utc::now(),
+        resumed_after_seq: (resumed_after > 0).then_some(resumed_after),
+        writer_version: env!("CARGO_PKG_VERSION").into(),
+    }];
+    if let Some(t) = torn {
+        opening.push(AuditEvent::TornTailRecovered {
+            timestamp: Utc::now(),
+            segment: t.segment.into(),
+            offset: t.offset,
+            bytes: t.bytes,
+            sha256: t.sha256,
+            set_aside_as: t.set_aside_as.into(),
+        });
+    }
+    for event in &opening {
+        if store.head().last_seq == u64::MAX {
+            return Err(OpenError::SequenceExhausted {
+                path: config.dir.clone(),
+            });
+        }
+        let json = serde_json::to_string(event).map_err(|e| io_err(e.into()))?;
+        store.append(&json).map_err(io_err)?;
+    }
+    store.sync().map_err(io_err)?;
+    let shared = Arc::new(Shared::new(store.head().last_seq, opening.len() as u64));
+    Ok((store, shared))
+}
+
+/// The JSON stored for an event that could not be serialized: a security
+/// incident naming its type, so the event's occurrence is not lost.
+fn unserializable(event: &AuditEvent, err: &serde_json::Error) -> String {
+    let incident = AuditEvent::SecurityIncident {
+        timestamp: event.timestamp(),
+        kind: "audit-serialization".into(),
+        description: format!(
+            "event {} could not be serialized: {err}",
+            event.event_type()
+        )
+        .into(),
+        severity: crate::Severity::High,
+    };
+    serde_json::to_string(&incident).unwrap_or_default()
+}
+
+/// Sequence numbers promised to queued events, shared with the writer.
+#[derive(Debug)]
+pub(crate) struct SeqBudget {
+    reserved: AtomicU64,
+}
+
+impl SeqBudget {
+    pub fn new(last_written: u64) -> Self {
+        SeqBudget {
+            reserved: AtomicU64::new(last_written),
+        }
+    }
+
+    /// Promises one more number; fails when none is left.
+    pub fn reserve(&self) -> Result<(), EmitError> {
+        self.reserved
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_add(1))
+            .map(|_| ())
+            .map_err(|_| EmitError::SequenceExhausted)
+    }
+
+    /// Takes back a promise whose event was not queued.
+    pub fn release(&self) {
+        let _ = self
+            .reserved
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+use super::*;
+use crate::event::samples;
+
+/// A logger whose writer never runs, so its queue fills deterministically.
+fn paused(dir: &Path, capacity: usize) -> (AuditLogger, crossbeam_channel::Receiver<String>) {
+    let config = LoggerConfig::new(dir).queue_capacity(capacity);
+    paused_with(config, AuditKey::generate().unwrap())
+}
+
+fn paused_with(
+    config: LoggerConfig,
+    key: AuditKey,
+) -> (AuditLogger, crossbeam_channel::Receiver<String>) {
+    let (dir, capacity) = (config.dir.clone(), config.queue_capacity);
+    let (_store, shared) = start_chain(&config, key).unwrap();
+    let (events, events_rx) = crossbeam_channel::bounded(capacity);
+    let (control, _control_rx) = crossbeam_channel::unbounded();
+    let logger = AuditLogger {
+        inner: Some(Active {
+            dir,
+            capacity,
+            events,
+            control,
+            shared,
+            writer: Mutex::new(None),
+        }),
+    };
+    (logger, events_rx)
+}
+
+fn event() -> AuditEvent {
+    samples::all().remove(0)
+}
+
+#[test]
+fn full_queue_returns_buffer_full_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logger, _rx) = paused(dir.path(), 4);
+    for _ in 0..4 {
+        logger.emit_sync(event()).unwrap();
+    }
+    // A blocking emit would hang here forever: the writer never runs.
+    for _ in 0..1000 {
+        assert_eq!(
+            logger.emit_sync(event()),
+            Err(EmitError::BufferFull { capacity: 4 })
+        );
+    }
+    let stats = logger.stats();
+    assert_eq!((stats.accepted, stats.dropped_full), (4, 1000));
+}
+
+#[test]
+fn dropped_events_give_their_sequence_numbers_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    crate::store::tests::write_log_ending_at(dir.path(), &key, u64::MAX - 3);
+    let config = LoggerConfig::new(dir.path()).queue_capacity(1);
+    let (logger, rx) = paused_with(config, key);
+
+    // The start record took MAX - 2; MAX - 1 and MAX are left.
+    logger.emit_sync(event()).unwrap();
+    assert!(matches!(
+        logger.emit_sync(event()),
+        Err(EmitError::BufferFull { .. })
+    ));
+    rx.recv().unwrap();
+    // Had the dropped event kept its number, this one would be refused.
+    logger.emit_sync(event()).unwrap();
+    rx.recv().unwrap();
+    assert_eq!(logger.emit_sync(event()), Err(EmitError::SequenceExhausted));
+}
+
+#[test]
+fn emit_after_shutdown_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let logger =
+        AuditLogger::open(LoggerConfig::new(dir.path()), AuditKey::generate().unwrap()).unwrap();
+    logger.shutdown().unwrap();
+    assert_eq!(logger.emit_sync(event()), Err(EmitError::Closed));
+    assert_eq!(logger.shutdown().unwrap_err(), FlushError::WriterGone);
+}
+
+#[test]
+fn disabled_logger_accepts_everything_and_writes_nothing() {
+    let logger = AuditLogger::disabled();
+    for e in samples::all() {
+        logger.emit_sync(e).unwrap();
+    }
+    logger.flush().unwrap();
+    assert_eq!(logger.stats(), Stats::default());
+    assert!(logger.dir().is_none());
+}
+
+#[test]
+fn sequence_overflow_is_an_error_not_a_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    crate::store::tests::write_log_ending_at(dir.path(), &key, u64::MAX - 3);
+
+    // The start record takes MAX - 2, leaving MAX - 1 and MAX for events.
+    let logger = AuditLogger::open(LoggerConfig::new(dir.path()), key.clone()).unwrap();
+    logger.emit_sync(event()).unwrap();
+    logger.emit_sync(event()).unwrap();
+    assert_eq!(logger.emit_sync(event()), Err(EmitError::SequenceExhausted));
+    let report = logger.shutdown().unwrap();
+    assert_eq!(
+        report.last_seq,
+        u64::MAX,
+        "no stop record fits, and nothing wrapped"
+    );
+
+    let reopened = AuditLogger::open(LoggerConfig::new(dir.path()), key);
+    assert!(
+        matches!(reopened, Err(OpenError::SequenceExhausted { .. })),
+        "{reopened:?}"
+    );
+}

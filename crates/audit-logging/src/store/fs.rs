@@ -1,0 +1,91 @@
+//! File-system operations with the care an audit store needs: owner-only
+//! permissions, no symbolic links followed, and directory entries made
+//! durable with an fsync of the directory itself.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Creates `dir` (and its parents) with mode `0700` if it is missing, and
+/// checks that what is there is a real directory, not a link to one.
+pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a symbolic link; give the real directory",
+        )),
+        Ok(meta) if !meta.is_dir() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "exists and is not a directory",
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            sync_parent_dir(dir)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens an existing file for appending, refusing symbolic links.
+pub(crate) fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Opens an existing file for reading and writing (to cut a torn tail),
+/// refusing symbolic links.
+pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Opens a file for reading, refusing symbolic links and anything that is not
+/// a regular file.
+pub(crate) fn open_read(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Creates a new file with mode `0600` for appending; fails if it exists.
+/// The directory entry is made durable before returning.
+pub(crate) fn create_private(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    sync_parent_dir(path)?;
+    Ok(file)
+}
+
+/// Fsyncs the directory holding `path`, so a created, renamed or removed
+/// entry survives a power loss.
+pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
+}
+
+/// The permission bits of an open file.
+pub(crate) fn mode_of(file: &File) -> io::Result<u32> {
+    Ok(file.metadata()?.mode() & 0o7777)
+}

@@ -1,0 +1,157 @@
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+/// Writes a one-record log whose record has sequence number `last_seq`, as a
+/// long-running log that reached it would end.
+pub(crate) fn write_log_ending_at(dir: &Path, key: &AuditKey, last_seq: u64) {
+    let (mut store, _) = Store::open(dir, key.clone(), 1 << 20).unwrap();
+    store.head = ChainHead {
+        last_seq: last_seq - 1,
+        last_hash: [9; 32],
+    };
+    store.append(r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#).unwrap();
+    store.sync().unwrap();
+}
+
+fn open(dir: &Path, key: &AuditKey) -> Result<(Store, Option<TornTail>), OpenError> {
+    Store::open(dir, key.clone(), 1 << 20)
+}
+
+const EVENT: &str = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
+
+#[test]
+fn segment_names_sort_in_log_order_and_parse_back() {
+    assert_eq!(segment_name(42), "seg-00000000000000000042.jsonl");
+    assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
+    for bad in [
+        "seg-42.jsonl",
+        "seg-0000000000000000004x.jsonl",
+        "torn-1.bin",
+        "seg-+0000000000000000042.jsonl",
+    ] {
+        assert_eq!(parse_segment_name(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn new_store_is_private_and_starts_at_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let (store, torn) = open(&audit, &AuditKey::generate().unwrap()).unwrap();
+    assert!(torn.is_none());
+    assert_eq!(
+        store.head(),
+        ChainHead {
+            last_seq: 0,
+            last_hash: GENESIS_HASH
+        }
+    );
+    assert_eq!(
+        fs::metadata(&audit).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let seg = audit.join(segment_name(1));
+    assert_eq!(
+        fs::metadata(seg).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn reopening_continues_from_the_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    for _ in 0..3 {
+        store.append(EVENT).unwrap();
+    }
+    store.sync().unwrap();
+    let head = store.head();
+    drop(store);
+    let (store, torn) = open(dir.path(), &key).unwrap();
+    assert!(torn.is_none());
+    assert_eq!(store.head(), head);
+    assert_eq!(head.last_seq, 3);
+}
+
+#[test]
+fn torn_tail_is_cut_kept_aside_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    let head = store.head();
+    drop(store);
+    let seg = dir.path().join(segment_name(1));
+    let clean_len = fs::metadata(&seg).unwrap().len();
+    let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"v\":1,\"seq\":2,\"ts\":\"2026").unwrap();
+
+    let (store, torn) = open(dir.path(), &key).unwrap();
+    let torn = torn.expect("torn tail reported");
+    assert_eq!(torn.offset, clean_len);
+    assert_eq!(torn.bytes, 25);
+    assert_eq!(store.head(), head);
+    assert_eq!(fs::metadata(&seg).unwrap().len(), clean_len);
+    let kept = fs::read(dir.path().join(&torn.set_aside_as)).unwrap();
+    assert_eq!(kept, b"{\"v\":1,\"seq\":2,\"ts\":\"2026");
+}
+
+#[test]
+fn wrong_key_cannot_continue_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = open(dir.path(), &AuditKey::generate().unwrap()).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let err = open(dir.path(), &AuditKey::generate().unwrap())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, OpenError::TailNotAuthentic { seq: 1, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn world_readable_segment_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    drop(open(dir.path(), &key).unwrap());
+    let seg = dir.path().join(segment_name(1));
+    fs::set_permissions(&seg, fs::Permissions::from_mode(0o644)).unwrap();
+    let err = open(dir.path(), &key).err().unwrap();
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn segments_rotate_at_the_size_limit_and_names_follow_the_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = Store::open(dir.path(), key.clone(), 600).unwrap();
+    for _ in 0..5 {
+        store.append(EVENT).unwrap();
+    }
+    store.sync().unwrap();
+    let names: Vec<u64> = list_segments(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(names.len() > 1, "{names:?}");
+    assert_eq!(names[0], 1);
+    assert!(names.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn symlinked_audit_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert!(open(&link, &AuditKey::generate().unwrap()).is_err());
+}

@@ -1,0 +1,368 @@
+//! Proving the integrity of an audit directory.
+//!
+//! [`verify_dir`] reads every segment in log order, one line at a time, in
+//! memory bounded by [`MAX_RECORD_BYTES`](crate::MAX_RECORD_BYTES) whatever
+//! the size or content of the files. For each record it checks, in order:
+//!
+//! 1. the line is complete and well formed;
+//! 2. its mac authenticates under the key (so the record is as written);
+//! 3. its sequence number is one more than the record before it (the first
+//!    record is 1, and each segment opens with the number its name promises);
+//! 4. its `prev` is the hash of the line before it.
+//!
+//! It stops at the first record that fails and reports it as a [`Finding`]:
+//! which check, in which segment, at which line and byte, and at which
+//! sequence number, with what was expected and what was found. Problems with
+//! reading the directory itself (missing, unreadable) are a [`VerifyError`]
+//! instead: they say nothing about tampering.
+//!
+//! What a local check cannot see: removing the newest records from the end
+//! leaves a shorter chain that is still consistent. Detecting that needs a
+//! copy of the head kept elsewhere.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::AuditKey;
+use crate::record::{GENESIS_HASH, RawRecord, line_hash};
+use crate::store::lines::{LineInfo, LineReader};
+use crate::store::{fs, list_segments};
+
+/// What kind of damage a [`Finding`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// The line is not a record (broken JSON, missing mac, oversized).
+    Malformed,
+    /// The record has a schema version this verifier does not know.
+    UnsupportedVersion,
+    /// The record names a different key than the one given.
+    KeyMismatch,
+    /// The mac does not match: the record was changed after it was written.
+    Modified,
+    /// Records are missing before this one (deleted, or moved later).
+    Missing,
+    /// This record's number was already passed (replayed or moved earlier).
+    OutOfOrder,
+    /// `prev` is not the hash of the line before: a record was inserted,
+    /// deleted or replaced with a validly authenticated one.
+    BrokenLink,
+    /// The last line is cut short (a crash mid-write not yet recovered by a
+    /// logger start, or a truncation).
+    Truncated,
+    /// A segment's first record is not the one its name promises, or the
+    /// first segment does not begin the log.
+    SegmentMismatch,
+}
+
+/// The first bad record. See the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What is wrong.
+    pub kind: FindingKind,
+    /// The segment file.
+    pub segment: PathBuf,
+    /// 1-based line within the segment.
+    pub line: u64,
+    /// Byte offset of the line within the segment.
+    pub offset: u64,
+    /// The sequence number the record at this place should have.
+    pub expected_seq: u64,
+    /// What was found, in words, with the values involved.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} at record {} ({}, line {}, byte {}): {}",
+            self.kind,
+            self.expected_seq,
+            self.segment.display(),
+            self.line,
+            self.offset,
+            self.detail
+        )
+    }
+}
+
+/// The outcome of [`verify_dir`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Segments read.
+    pub segments: u64,
+    /// Records that passed every check.
+    pub records: u64,
+    /// Sequence number of the last good record, 0 if none.
+    pub last_seq: u64,
+    /// Hash of the last good record's line, as hex.
+    pub last_hash: String,
+    /// Logger starts recorded in the chain (the first start included).
+    pub logger_starts: u64,
+    /// Torn tails that a logger start cut and recorded.
+    pub torn_tails_recovered: u64,
+    /// Good records by event type.
+    pub by_type: BTreeMap<String, u64>,
+    /// The first bad record, if any.
+    pub finding: Option<Finding>,
+}
+
+impl VerifyReport {
+    /// True when every record passed.
+    pub fn is_intact(&self) -> bool {
+        self.finding.is_none()
+    }
+}
+
+/// Why a directory could not be verified at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// A file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The directory holds no segment files.
+    #[error("{0} holds no audit segments (seg-*.jsonl)")]
+    Empty(PathBuf),
+}
+
+/// Progress through a verification, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes checked so far.
+    pub done: u64,
+    /// Bytes in all segments.
+    pub total: u64,
+}
+
+/// Verifies every record in `dir` under `key`. See the [module docs](self).
+pub fn verify_dir(dir: &Path, key: &AuditKey) -> Result<VerifyReport, VerifyError> {
+    verify_dir_with_progress(dir, key, |_| {})
+}
+
+/// [`verify_dir`], calling `progress` after each segment and every few
+/// thousand records.
+pub fn verify_dir_with_progress(
+    dir: &Path,
+    key: &AuditKey,
+    mut progress: impl FnMut(Progress),
+) -> Result<VerifyReport, VerifyError> {
+    let io_at = |path: &Path| {
+        let path = path.to_owned();
+        move |source| VerifyError::Io { path, source }
+    };
+    let segments = list_segments(dir).map_err(io_at(dir))?;
+    if segments.is_empty() {
+        return Err(VerifyError::Empty(dir.to_owned()));
+    }
+    let mut total = 0u64;
+    for (_, path) in &segments {
+        total = total.saturating_add(std::fs::metadata(path).map_err(io_at(path))?.len());
+    }
+
+    let mut chain = Chain::new(key);
+    let mut done = 0u64;
+    let mut buf = Vec::new();
+    for (promised, path) in &segments {
+        let file = fs::open_read(path).map_err(io_at(path))?;
+        let mut lines = LineReader::new(BufReader::with_capacity(1 << 16, file));
+        chain.report.segments = chain.report.segments.saturating_add(1);
+        let mut first_in_segment = true;
+        while let Some(info) = lines.next_line(&mut buf).map_err(io_at(path))? {
+            done = done.saturating_add(info.len).saturating_add(1);
+            if let Err(finding) = chain.check(&buf, info, *promised, first_in_segment, path) {
+                chain.report.finding = Some(finding);
+                progress(Progress { done: total, total });
+                return Ok(chain.report);
+            }
+            first_in_segment = false;
+            if info.number % 4096 == 0 {
+                progress(Progress {
+                    done: done.min(total),
+                    total,
+                });
+            }
+        }
+        progress(Progress {
+            done: done.min(total),
+            total,
+        });
+    }
+    Ok(chain.report)
+}
+
+/// Just the event type, read from an authenticated record's event.
+#[derive(Deserialize)]
+struct EventType<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: std::borrow::Cow<'a, str>,
+}
+
+/// The running state of a verification.
+struct Chain<'k> {
+    key: &'k AuditKey,
+    key_id: String,
+    last_seq: u64,
+    last_hash: [u8; 32],
+    report: VerifyReport,
+}
+
+impl<'k> Chain<'k> {
+    fn new(key: &'k AuditKey) -> Self {
+        Chain {
+            key,
+            key_id: key.id().to_string(),
+            last_seq: 0,
+            last_hash: GENESIS_HASH,
+            report: VerifyReport {
+                segments: 0,
+                records: 0,
+                last_seq: 0,
+                last_hash: hex::encode(GENESIS_HASH),
+                logger_starts: 0,
+                torn_tails_recovered: 0,
+                by_type: BTreeMap::new(),
+                finding: None,
+            },
+        }
+    }
+
+    /// Checks one line; on success it becomes the chain's head.
+    fn check(
+        &mut self,
+        line: &[u8],
+        info: LineInfo,
+        promised_first: u64,
+        first_in_segment: bool,
+        segment: &Path,
+    ) -> Result<(), Finding> {
+        let expected = self.last_seq.saturating_add(1);
+        let finding = |kind, detail: String| Finding {
+            kind,
+            segment: segment.to_owned(),
+            line: info.number,
+            offset: info.offset,
+            expected_seq: expected,
+            detail,
+        };
+        if first_in_segment && promised_first != expected {
+            let detail = if self.last_seq == 0 {
+                format!(
+                    "the log begins with a segment for record {promised_first}; records 1 to {} are missing",
+                    promised_first.saturating_sub(1)
+                )
+            } else {
+                format!(
+                    "segment is named for record {promised_first}, but the record before it is {}",
+                    self.last_seq
+                )
+            };
+            return Err(finding(FindingKind::SegmentMismatch, detail));
+        }
+        if !info.terminated {
+            return Err(finding(
+                FindingKind::Truncated,
+                format!(
+                    "the last {} bytes are a partial record with no line end",
+                    info.len
+                ),
+            ));
+        }
+        if info.is_oversized() {
+            return Err(finding(
+                FindingKind::Malformed,
+                format!("line is {} bytes, more than any record can be", info.len),
+            ));
+        }
+        let rec = RawRecord::parse(line).map_err(|e| {
+            let kind = match e {
+                crate::record::DecodeError::UnsupportedVersion { .. } => {
+                    FindingKind::UnsupportedVersion
+                }
+                _ => FindingKind::Malformed,
+            };
+            finding(kind, e.to_string())
+        })?;
+        if !rec.authenticate(self.key) {
+            return Err(if rec.kid != self.key_id {
+                finding(
+                    FindingKind::KeyMismatch,
+                    format!(
+                        "record {} names key {}, verifying with key {}",
+                        rec.seq, rec.kid, self.key_id
+                    ),
+                )
+            } else {
+                finding(
+                    FindingKind::Modified,
+                    format!("record {} does not match its authenticator", rec.seq),
+                )
+            });
+        }
+        if rec.seq != expected {
+            let (kind, detail) = if rec.seq > expected {
+                (
+                    FindingKind::Missing,
+                    format!(
+                        "found record {}; records {expected} to {} are missing or moved",
+                        rec.seq,
+                        rec.seq.saturating_sub(1)
+                    ),
+                )
+            } else {
+                (
+                    FindingKind::OutOfOrder,
+                    format!(
+                        "found record {} again or out of order after record {}",
+                        rec.seq, self.last_seq
+                    ),
+                )
+            };
+            return Err(finding(kind, detail));
+        }
+        if rec.prev != self.last_hash {
+            return Err(finding(
+                FindingKind::BrokenLink,
+                format!(
+                    "prev is {} but the line before hashes to {}",
+                    hex::encode(rec.prev),
+                    hex::encode(self.last_hash)
+                ),
+            ));
+        }
+        self.accept(&rec, line);
+        Ok(())
+    }
+
+    fn accept(&mut self, rec: &RawRecord, line: &[u8]) {
+        self.last_seq = rec.seq;
+        self.last_hash = line_hash(line);
+        let r = &mut self.report;
+        r.records = r.records.saturating_add(1);
+        r.last_seq = rec.seq;
+        r.last_hash = hex::encode(self.last_hash);
+        let ty = serde_json::from_str::<EventType>(rec.event.get())
+            .map(|t| t.ty.into_owned())
+            .unwrap_or_else(|_| "(unreadable)".to_owned());
+        match ty.as_str() {
+            "audit.logger_started" => r.logger_starts = r.logger_starts.saturating_add(1),
+            "audit.torn_tail_recovered" => {
+                r.torn_tails_recovered = r.torn_tails_recovered.saturating_add(1);
+            }
+            _ => {}
+        }
+        let count = r.by_type.entry(ty).or_insert(0);
+        *count = count.saturating_add(1);
+    }
+}

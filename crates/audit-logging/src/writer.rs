@@ -1,0 +1,276 @@
+//! The dedicated writer thread and the state it shares with emitters.
+//!
+//! The writer takes events from the bounded queue in batches of up to
+//! [`MAX_BATCH`], appends them to the store and hands each batch to the OS in
+//! one write. Flush and shutdown requests arrive on a separate, unbounded
+//! control channel so they never compete with events for queue room; before
+//! answering one, the writer drains the event queue, which holds every event
+//! whose emit returned before the request was made.
+//!
+//! An I/O error is sticky: the writer records it, stops writing (a partial
+//! line is left for the next open to cut and record as a torn tail), and
+//! every later emit, flush and shutdown reports it. Events still queued are
+//! counted as failed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use crossbeam_channel::{Receiver, Sender, select};
+
+use crate::logger::{SYNC_INTERVAL, SeqBudget, Stats};
+use crate::store::Store;
+use crate::{AuditEvent, EmitError, FlushError};
+
+/// Most events written per batch; bounds the time a flush request waits
+/// behind a flood and the size of one write.
+const MAX_BATCH: usize = 256;
+
+/// How long the writer waits for work before checking whether an fsync is
+/// due. Only affects idle wake-ups.
+const IDLE_TICK: Duration = Duration::from_millis(200);
+
+/// A request that must be answered once its effect is durable.
+pub(crate) enum Control {
+    /// Answer once everything queued so far is fsynced.
+    Flush(Sender<Result<(), FlushError>>),
+    /// Write the stop record, fsync, answer with the last sequence number,
+    /// and exit.
+    Shutdown(Sender<Result<u64, FlushError>>),
+}
+
+/// State both sides read: counters, the closed flag and the sticky error.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub accepted: AtomicU64,
+    pub dropped_full: AtomicU64,
+    pub written: AtomicU64,
+    pub failed: AtomicU64,
+    closed: AtomicBool,
+    broken: AtomicBool,
+    error: Mutex<Option<String>>,
+    seq: SeqBudget,
+}
+
+impl Shared {
+    /// `last_seq` is the chain head after the opening records, of which
+    /// there were `written`.
+    pub fn new(last_seq: u64, written: u64) -> Self {
+        Shared {
+            accepted: AtomicU64::new(0),
+            dropped_full: AtomicU64::new(0),
+            written: AtomicU64::new(written),
+            failed: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            broken: AtomicBool::new(false),
+            error: Mutex::new(None),
+            seq: SeqBudget::new(last_seq),
+        }
+    }
+
+    /// Fails if the logger is shut down or its writer has failed.
+    pub fn check_open(&self) -> Result<(), EmitError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(EmitError::Closed);
+        }
+        if self.broken.load(Ordering::Acquire) {
+            return Err(EmitError::WriterFailed(self.error_text()));
+        }
+        Ok(())
+    }
+
+    pub fn reserve_seq(&self) -> Result<(), EmitError> {
+        self.seq.reserve()
+    }
+
+    pub fn release_seq(&self) {
+        self.seq.release();
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            dropped_full: self.dropped_full.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    fn fail(&self, message: String) {
+        tracing::error!(error = %message, "audit writer failed; no further records are stored");
+        *self.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
+        self.broken.store(true, Ordering::Release);
+    }
+
+    fn error_text(&self) -> String {
+        self.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default()
+    }
+
+    fn failure(&self) -> Option<FlushError> {
+        self.broken
+            .load(Ordering::Acquire)
+            .then(|| FlushError::WriterFailed(self.error_text()))
+    }
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    store: Store,
+    events: Receiver<String>,
+    control: Receiver<Control>,
+    shared: Arc<Shared>,
+    /// When the oldest write not yet fsynced happened.
+    dirty_since: Option<Instant>,
+}
+
+impl Writer {
+    pub fn new(
+        store: Store,
+        events: Receiver<String>,
+        control: Receiver<Control>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Writer {
+            store,
+            events,
+            control,
+            shared,
+            dirty_since: None,
+        }
+    }
+
+    /// Runs until shutdown, or until every logger handle is gone.
+    pub fn run(mut self) {
+        loop {
+            let timeout = self.next_wakeup();
+            select! {
+                recv(self.events) -> event => match event {
+                    Ok(json) => self.write_batch(json),
+                    Err(_) => break,
+                },
+                recv(self.control) -> request => match request {
+                    Ok(Control::Flush(ack)) => {
+                        let _ = ack.send(self.drain_and_sync());
+                    }
+                    Ok(Control::Shutdown(ack)) => {
+                        let _ = ack.send(self.stop());
+                        return;
+                    }
+                    Err(_) => break,
+                },
+                default(timeout) => {}
+            }
+            self.sync_if_due();
+        }
+        // Every handle is gone without a shutdown: keep what was queued.
+        let _ = self.drain_and_sync();
+    }
+
+    fn next_wakeup(&self) -> Duration {
+        match self.dirty_since {
+            Some(since) => SYNC_INTERVAL.saturating_sub(since.elapsed()),
+            None => IDLE_TICK,
+        }
+    }
+
+    /// Appends `first` and whatever else is queued, up to a batch, and hands
+    /// the batch to the OS.
+    fn write_batch(&mut self, first: String) {
+        let mut batch = 0usize;
+        let mut next = Some(first);
+        while let Some(json) = next {
+            self.append(&json);
+            batch = batch.saturating_add(1);
+            next = if batch < MAX_BATCH {
+                self.events.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if self.shared.failure().is_none() {
+            if let Err(e) = self.store.write_pending() {
+                self.shared
+                    .fail(format!("writing a batch of {batch} records: {e}"));
+            } else if self.dirty_since.is_none() {
+                self.dirty_since = Some(Instant::now());
+            }
+        }
+    }
+
+    fn append(&mut self, json: &str) {
+        if self.shared.failure().is_some() {
+            self.shared.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self.store.append(json) {
+            Ok(_) => {
+                self.shared.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.shared.failed.fetch_add(1, Ordering::Relaxed);
+                self.shared.fail(format!("appending a record: {e}"));
+            }
+        }
+    }
+
+    fn drain_and_sync(&mut self) -> Result<(), FlushError> {
+        while let Ok(json) = self.events.try_recv() {
+            self.write_batch(json);
+        }
+        self.sync()
+    }
+
+    fn sync(&mut self) -> Result<(), FlushError> {
+        if let Some(err) = self.shared.failure() {
+            return Err(err);
+        }
+        if let Err(e) = self.store.sync() {
+            self.shared.fail(format!("fsync of the audit segment: {e}"));
+            return Err(self.shared.failure().unwrap_or(FlushError::WriterGone));
+        }
+        self.dirty_since = None;
+        Ok(())
+    }
+
+    fn sync_if_due(&mut self) {
+        if self
+            .dirty_since
+            .is_some_and(|since| since.elapsed() >= SYNC_INTERVAL)
+        {
+            // A failure is recorded in `shared` and reported to the next caller.
+            let _ = self.sync();
+        }
+    }
+
+    /// Drains the queue, appends the stop record and fsyncs.
+    fn stop(&mut self) -> Result<u64, FlushError> {
+        while let Ok(json) = self.events.try_recv() {
+            self.write_batch(json);
+        }
+        let stats = self.shared.stats();
+        let stopped = AuditEvent::LoggerStopped {
+            timestamp: Utc::now(),
+            records_written: stats.written.saturating_add(1),
+            events_dropped: stats.dropped_full,
+        };
+        if self.shared.reserve_seq().is_ok() {
+            match serde_json::to_string(&stopped) {
+                Ok(json) => self.write_batch(json),
+                Err(e) => tracing::error!(error = %e, "cannot serialize the stop record"),
+            }
+        } else {
+            tracing::warn!("no sequence number left for the audit stop record");
+        }
+        self.sync()?;
+        Ok(self.store.head().last_seq)
+    }
+}

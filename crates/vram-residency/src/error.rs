@@ -1,0 +1,392 @@
+//! Error types, one enum per concern.
+//!
+//! | enum | returned by | whose fault |
+//! | --- | --- | --- |
+//! | [`BackendError`] | [`VramBackend`](crate::VramBackend) methods | the device or its driver |
+//! | [`KeyError`] | [`SealKey`](crate::SealKey) constructors | the caller (wrong length) or the OS (no entropy) |
+//! | [`HandleError`] | nested in the three below | whoever holds the [`SealedShard`](crate::SealedShard) |
+//! | [`SealError`] | [`VramManager::seal_shard`](crate::VramManager::seal_shard) | policy, capacity, device or source |
+//! | [`VerifyError`] | [`VramManager::verify_sealed`](crate::VramManager::verify_sealed) | the handle or the resident bytes |
+//! | [`DeallocError`] | [`VramManager::deallocate`](crate::VramManager::deallocate) | the handle or the device |
+//! | [`ModelError`] | [`SafetensorsFile`](crate::SafetensorsFile) | the model file |
+//! | [`SealModelError`] | [`VramManager::seal_model`](crate::VramManager::seal_model) | any of the above, plus the file digest |
+//!
+//! Messages are lower case and carry the values involved; a verification
+//! failure says what was expected and what was found.
+
+use std::io;
+use std::path::PathBuf;
+
+use audit_logging::Digest;
+
+use crate::backend::AllocationId;
+use crate::seal::KeyId;
+
+/// A device operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The device has fewer free bytes than asked for.
+    #[error("out of device memory: requested {requested} bytes, {available} available")]
+    OutOfMemory {
+        /// Bytes asked for.
+        requested: u64,
+        /// Bytes the device had free.
+        available: u64,
+    },
+    /// The backend could not obtain the memory for another reason (for the
+    /// host simulation: the host allocator refused).
+    #[error("allocation of {requested} bytes refused: {reason}")]
+    AllocationRefused {
+        /// Bytes asked for.
+        requested: u64,
+        /// What the backend was told.
+        reason: String,
+    },
+    /// Allocations must hold at least one byte.
+    #[error("zero-sized allocations are not supported")]
+    ZeroSized,
+    /// The allocation does not exist (never allocated, or already freed).
+    #[error("unknown allocation {0}")]
+    UnknownAllocation(AllocationId),
+    /// An access reached past the end of an allocation.
+    #[error("access of {len} bytes at offset {offset} is outside allocation of {size} bytes")]
+    OutOfBounds {
+        /// Where the access started.
+        offset: u64,
+        /// How many bytes it covered.
+        len: u64,
+        /// Size of the allocation.
+        size: u64,
+    },
+    /// A read asked for more than [`MAX_READ_BYTES`](crate::backend::MAX_READ_BYTES).
+    #[error("read of {requested} bytes refused: reads are limited to {limit} bytes")]
+    ReadTooLarge {
+        /// Bytes asked for.
+        requested: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// A seal key could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Key material of the wrong length was supplied.
+    #[error("seal key must be {expected} bytes, got {found}")]
+    WrongLength {
+        /// Required length.
+        expected: usize,
+        /// Supplied length.
+        found: usize,
+    },
+    /// The operating system could not supply random bytes.
+    #[error("could not read random bytes for a seal key: {0}")]
+    Entropy(getrandom::Error),
+    /// The MAC implementation refused the key.
+    #[error("hmac-sha256 refused a key of {len} bytes")]
+    Rejected {
+        /// The key's length.
+        len: usize,
+    },
+}
+
+/// A [`SealedShard`](crate::SealedShard) was refused before its memory was
+/// touched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// The handle names a key other than this manager's.
+    #[error("shard was sealed under key {found}, this manager holds key {expected}")]
+    KeyMismatch {
+        /// This manager's key id.
+        expected: KeyId,
+        /// The key id in the handle.
+        found: KeyId,
+    },
+    /// The signature does not cover the handle's fields as they are now.
+    #[error("seal signature does not match the shard's fields (edited or forged handle)")]
+    BadSignature,
+    /// The signature is good but the shard is no longer resident.
+    #[error("shard is no longer resident (handle used after deallocate)")]
+    Stale,
+    /// The MAC could not be computed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// A shard could not be sealed. Nothing stays allocated after this error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// Policy requires real device memory and the backend is a simulation.
+    #[error(
+        "residency policy requires device memory, but backend {backend} is a simulation \
+         in host memory"
+    )]
+    ResidencyPolicy {
+        /// The backend's name.
+        backend: &'static str,
+    },
+    /// The shard's position is impossible.
+    #[error("shard index {index} is not below shard count {count}")]
+    IndexOutOfRange {
+        /// The index given.
+        index: u32,
+        /// The count given.
+        count: u32,
+    },
+    /// A shard must hold at least one byte.
+    #[error("shard has no bytes")]
+    Empty,
+    /// The shard does not fit in what is left of the capacity.
+    #[error(
+        "shard of {requested} bytes exceeds capacity: {available} of {capacity} bytes available"
+    )]
+    CapacityExceeded {
+        /// Bytes asked for.
+        requested: u64,
+        /// Bytes free before the request.
+        available: u64,
+        /// The capacity.
+        capacity: u64,
+    },
+    /// The backend refused the allocation.
+    #[error("device allocation failed: {0}")]
+    Allocation(#[source] BackendError),
+    /// Copying the bytes to the device failed.
+    #[error("upload to device failed: {0}")]
+    Upload(#[source] BackendError),
+    /// Digesting the device copy failed.
+    #[error("digest of device memory failed: {0}")]
+    DeviceDigest(#[source] BackendError),
+    /// The bytes read back from the device differ from the source.
+    #[error("device copy does not match source: expected digest {expected}, device has {found}")]
+    ResidentMismatch {
+        /// SHA-256 of the source bytes.
+        expected: Digest,
+        /// Digest of the device copy.
+        found: Digest,
+    },
+    /// Reading the source bytes failed.
+    #[error("reading shard source failed after {read} bytes: {source}")]
+    SourceRead {
+        /// Bytes read before the failure.
+        read: u64,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The source ended before the announced length.
+    #[error("shard source ended early: expected {expected} bytes, got {found}")]
+    SourceTooShort {
+        /// Announced length.
+        expected: u64,
+        /// Bytes actually read.
+        found: u64,
+    },
+    /// The allocation table has no room for another entry.
+    #[error("allocation table is full ({slots} slots)")]
+    TableFull {
+        /// Slots in the table.
+        slots: u64,
+    },
+    /// The seal could not be signed.
+    #[error("signing the seal failed: {0}")]
+    Sign(#[source] KeyError),
+}
+
+/// A sealed shard failed verification. A verification failure is also
+/// recorded as `vram.seal_verification_failed`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The handle was refused.
+    #[error("shard {shard_id:?}: {source}")]
+    Handle {
+        /// The shard id, as the handle claims it.
+        shard_id: String,
+        /// Why it was refused.
+        #[source]
+        source: HandleError,
+    },
+    /// The resident bytes no longer match the seal.
+    #[error("shard {shard_id:?}: resident bytes changed: sealed digest {expected}, device has {found}")]
+    DigestMismatch {
+        /// The shard id.
+        shard_id: String,
+        /// The digest in the seal.
+        expected: Digest,
+        /// The digest recomputed from device memory.
+        found: Digest,
+    },
+    /// The device could not digest the shard.
+    #[error("shard {shard_id:?}: digest of device memory failed: {source}")]
+    Backend {
+        /// The shard id.
+        shard_id: String,
+        /// The device error.
+        #[source]
+        source: BackendError,
+    },
+}
+
+/// A shard could not be deallocated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeallocError {
+    /// The handle was refused; nothing was freed.
+    #[error("shard {shard_id:?}: deallocation refused: {source}")]
+    Handle {
+        /// The shard id, as the handle claims it.
+        shard_id: String,
+        /// Why it was refused.
+        #[source]
+        source: HandleError,
+    },
+    /// The device refused to free the memory. The handle is spent and the
+    /// bytes stay counted as used, since the device may still hold them.
+    #[error("shard {shard_id:?}: device refused to free {allocation}: {source}")]
+    Backend {
+        /// The shard id.
+        shard_id: String,
+        /// The allocation that could not be freed.
+        allocation: AllocationId,
+        /// The device error.
+        #[source]
+        source: BackendError,
+    },
+}
+
+/// A fault could not be injected.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FaultInjectionError {
+    /// The handle was refused.
+    #[error("shard {shard_id:?}: {source}")]
+    Handle {
+        /// The shard id, as the handle claims it.
+        shard_id: String,
+        /// Why it was refused.
+        #[source]
+        source: HandleError,
+    },
+    /// The offset is past the end of the shard.
+    #[error("offset {offset} is outside shard of {bytes} bytes")]
+    OffsetOutOfRange {
+        /// The offset given.
+        offset: u64,
+        /// The shard's size.
+        bytes: u64,
+    },
+    /// The device refused the read or write.
+    #[error("device access failed: {0}")]
+    Backend(#[source] BackendError),
+}
+
+/// A model file is not a safetensors file this crate will load.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// Fewer bytes than the 8-byte header length prefix.
+    #[error("not a safetensors file: {file_bytes} bytes is shorter than the 8-byte length prefix")]
+    TooShort {
+        /// The file's size.
+        file_bytes: u64,
+    },
+    /// The header length prefix is above [`MAX_HEADER_BYTES`](crate::model::MAX_HEADER_BYTES).
+    #[error("safetensors header of {header_bytes} bytes exceeds the {limit}-byte limit")]
+    HeaderTooLarge {
+        /// The length the prefix claims.
+        header_bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The header length prefix points past the end of the file.
+    #[error(
+        "truncated safetensors file: header claims {header_bytes} bytes, \
+         {available} bytes follow the prefix"
+    )]
+    HeaderTruncated {
+        /// The length the prefix claims.
+        header_bytes: u64,
+        /// Bytes after the prefix.
+        available: u64,
+    },
+    /// The header is not valid safetensors JSON (bad UTF-8, bad JSON, unknown
+    /// dtype, offsets that overlap, leave gaps or disagree with shape and dtype).
+    #[error("invalid safetensors header: {0}")]
+    InvalidHeader(#[source] serde_json::Error),
+    /// The data section is not the size the header describes.
+    #[error(
+        "safetensors data section is {found} bytes, header describes {expected} \
+         (truncated file or trailing bytes)"
+    )]
+    DataLengthMismatch {
+        /// Bytes the header's offsets cover.
+        expected: u64,
+        /// Bytes the file holds after the header.
+        found: u64,
+    },
+    /// The file holds no tensor bytes to seal.
+    #[error("model has no tensor data to seal")]
+    NoTensorData,
+    /// The shard size limit is zero.
+    #[error("max shard size must be at least 1 byte")]
+    ZeroShardLimit,
+    /// More shards than a `u32` index can number.
+    #[error("model would need more than {limit} shards")]
+    TooManyShards {
+        /// The largest shard count.
+        limit: u64,
+    },
+    /// The file changed size while it was being read.
+    #[error("{path} changed while it was read: expected {expected} bytes")]
+    ChangedWhileReading {
+        /// The file.
+        path: PathBuf,
+        /// The size it had when opened.
+        expected: u64,
+    },
+}
+
+/// A model could not be sealed. Every shard sealed before the failure has
+/// been deallocated again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealModelError {
+    /// The file was refused before anything was uploaded, or turned out
+    /// different while it was read.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// One shard could not be sealed.
+    #[error("shard {index} of {count}: {source}")]
+    Shard {
+        /// The shard's index.
+        index: u32,
+        /// Number of shards.
+        count: u32,
+        /// Why.
+        #[source]
+        source: SealError,
+    },
+    /// The file's SHA-256 is not the one the caller expected.
+    #[error("model file sha256 mismatch: expected {expected}, file has {found}")]
+    FileDigestMismatch {
+        /// The digest the caller gave.
+        expected: Digest,
+        /// The digest of the bytes read.
+        found: Digest,
+    },
+}
