@@ -1,1 +1,63 @@
-fn main() {}
+//! `sealtrail`: the operator's command-line tool.
+//!
+//! Each subcommand lives in its own module under `cmd`. Commands return an
+//! [`Outcome`]; anything that goes wrong before a verdict is reached is an
+//! error. The mapping to exit codes is in one place, [`main`]:
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | success; for `verify`, the trail is intact |
+//! | 1 | verification failed: the trail is tampered, or a seal does not match device memory |
+//! | 2 | usage, input or I/O error (clap's own usage errors also exit 2) |
+
+mod cli;
+mod cmd;
+mod output;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// How a command that ran to completion ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything checked out.
+    Success,
+    /// A verification ran and failed.
+    VerificationFailed,
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => cmd::keygen::run(&args),
+        Command::Demo(args) => cmd::demo::run(&args),
+        Command::Seal(args) => cmd::seal::run(&args),
+        Command::Verify(args) => cmd::verify::run(&args),
+        Command::Query(args) => cmd::query::run(&args),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::VerificationFailed) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Diagnostics go to stderr, off unless `RUST_LOG` asks for them, so stdout
+/// stays clean for people and `jq`.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

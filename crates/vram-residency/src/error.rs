@@ -212,7 +212,9 @@ pub enum VerifyError {
         source: HandleError,
     },
     /// The resident bytes no longer match the seal.
-    #[error("shard {shard_id:?}: resident bytes changed: sealed digest {expected}, device has {found}")]
+    #[error(
+        "shard {shard_id:?}: resident bytes changed: sealed digest {expected}, device has {found}"
+    )]
     DigestMismatch {
         /// The shard id.
         shard_id: String,
@@ -345,6 +347,9 @@ pub enum ModelError {
     /// The shard size limit is zero.
     #[error("max shard size must be at least 1 byte")]
     ZeroShardLimit,
+    /// Tensor sizes that add up to more than `u64::MAX` bytes.
+    #[error("tensor sizes add up to more than {} bytes", u64::MAX)]
+    SizeOverflow,
     /// More shards than a `u32` index can number.
     #[error("model would need more than {limit} shards")]
     TooManyShards {

@@ -15,9 +15,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use sha2::{Digest as _, Sha256};
 
-use super::{
-    AllocationId, BackendInfo, BackendKind, DeviceIdentity, MAX_READ_BYTES, VramBackend,
-};
+use super::{AllocationId, BackendInfo, BackendKind, DeviceIdentity, MAX_READ_BYTES, VramBackend};
 use crate::error::BackendError;
 
 /// Capacity a [`HostBackend`] claims unless told otherwise: 16 GiB, the size
@@ -25,7 +23,7 @@ use crate::error::BackendError;
 pub const DEFAULT_CAPACITY_BYTES: u64 = 16 << 30;
 
 /// Device name reported by the simulation.
-const DEVICE_NAME: &str = "simulated GPU (host memory)";
+const DEVICE_NAME: &str = "simulated GPU in host memory";
 
 /// A simulated GPU in host memory. See the [module docs](self).
 pub struct HostBackend {
@@ -55,7 +53,13 @@ impl HostBackend {
             uuid: None,
             name: DEVICE_NAME.to_owned(),
         };
-        HostBackend { info: BackendInfo { device, capacity_bytes }, state: RwLock::default() }
+        HostBackend {
+            info: BackendInfo {
+                device,
+                capacity_bytes,
+            },
+            state: RwLock::default(),
+        }
     }
 
     /// Bytes currently allocated.
@@ -96,7 +100,8 @@ impl fmt::Debug for HostBackend {
 
 impl fmt::Display for HostBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (simulation: no GPU is involved)", self.info)
+        // The device's own Display already says SIMULATED.
+        fmt::Display::fmt(&self.info, f)
     }
 }
 
@@ -108,7 +113,10 @@ fn span(offset: u64, len: usize, size: usize) -> Result<std::ops::Range<usize>, 
         size: u64::try_from(size).unwrap_or(u64::MAX),
     };
     let start = usize::try_from(offset).map_err(|_| out_of_bounds())?;
-    let end = start.checked_add(len).filter(|end| *end <= size).ok_or_else(out_of_bounds)?;
+    let end = start
+        .checked_add(len)
+        .filter(|end| *end <= size)
+        .ok_or_else(out_of_bounds)?;
     Ok(start..end)
 }
 
@@ -124,16 +132,27 @@ impl VramBackend for HostBackend {
         let mut state = self.write_state();
         let available = self.info.capacity_bytes.saturating_sub(state.used);
         if bytes > available {
-            return Err(BackendError::OutOfMemory { requested: bytes, available });
+            return Err(BackendError::OutOfMemory {
+                requested: bytes,
+                available,
+            });
         }
-        let refused = |reason: String| BackendError::AllocationRefused { requested: bytes, reason };
-        let len = usize::try_from(bytes).map_err(|_| refused("larger than the address space".into()))?;
+        let refused = |reason: String| BackendError::AllocationRefused {
+            requested: bytes,
+            reason,
+        };
+        let len =
+            usize::try_from(bytes).map_err(|_| refused("larger than the address space".into()))?;
         let mut memory = Vec::new();
-        memory.try_reserve_exact(len).map_err(|e| refused(e.to_string()))?;
+        memory
+            .try_reserve_exact(len)
+            .map_err(|e| refused(e.to_string()))?;
         memory.resize(len, 0);
 
         let id = state.next_id;
-        state.next_id = id.checked_add(1).ok_or_else(|| refused("allocation ids exhausted".into()))?;
+        state.next_id = id
+            .checked_add(1)
+            .ok_or_else(|| refused("allocation ids exhausted".into()))?;
         // `bytes <= available == capacity - used`, so this cannot overflow.
         state.used = state.used.saturating_add(bytes);
         state.memory.insert(id, memory);
@@ -142,37 +161,54 @@ impl VramBackend for HostBackend {
 
     fn upload(&self, alloc: AllocationId, offset: u64, data: &[u8]) -> Result<(), BackendError> {
         let mut state = self.write_state();
-        let memory =
-            state.memory.get_mut(&alloc.get()).ok_or(BackendError::UnknownAllocation(alloc))?;
+        let memory = state
+            .memory
+            .get_mut(&alloc.get())
+            .ok_or(BackendError::UnknownAllocation(alloc))?;
         let range = span(offset, data.len(), memory.len())?;
-        let target = memory.get_mut(range).ok_or(BackendError::UnknownAllocation(alloc))?;
+        let target = memory
+            .get_mut(range)
+            .ok_or(BackendError::UnknownAllocation(alloc))?;
         target.copy_from_slice(data);
         Ok(())
     }
 
     fn digest(&self, alloc: AllocationId) -> Result<[u8; 32], BackendError> {
         let state = self.read_state();
-        let memory = state.memory.get(&alloc.get()).ok_or(BackendError::UnknownAllocation(alloc))?;
+        let memory = state
+            .memory
+            .get(&alloc.get())
+            .ok_or(BackendError::UnknownAllocation(alloc))?;
         Ok(Sha256::digest(memory).into())
     }
 
     fn read(&self, alloc: AllocationId, offset: u64, buf: &mut [u8]) -> Result<(), BackendError> {
         let requested = u64::try_from(buf.len()).unwrap_or(u64::MAX);
         if requested > MAX_READ_BYTES {
-            return Err(BackendError::ReadTooLarge { requested, limit: MAX_READ_BYTES });
+            return Err(BackendError::ReadTooLarge {
+                requested,
+                limit: MAX_READ_BYTES,
+            });
         }
         let state = self.read_state();
-        let memory = state.memory.get(&alloc.get()).ok_or(BackendError::UnknownAllocation(alloc))?;
+        let memory = state
+            .memory
+            .get(&alloc.get())
+            .ok_or(BackendError::UnknownAllocation(alloc))?;
         let range = span(offset, buf.len(), memory.len())?;
-        let source = memory.get(range).ok_or(BackendError::UnknownAllocation(alloc))?;
+        let source = memory
+            .get(range)
+            .ok_or(BackendError::UnknownAllocation(alloc))?;
         buf.copy_from_slice(source);
         Ok(())
     }
 
     fn free(&self, alloc: AllocationId) -> Result<(), BackendError> {
         let mut state = self.write_state();
-        let memory =
-            state.memory.remove(&alloc.get()).ok_or(BackendError::UnknownAllocation(alloc))?;
+        let memory = state
+            .memory
+            .remove(&alloc.get())
+            .ok_or(BackendError::UnknownAllocation(alloc))?;
         let bytes = u64::try_from(memory.len()).unwrap_or(u64::MAX);
         state.used = state.used.saturating_sub(bytes);
         Ok(())
@@ -189,7 +225,10 @@ mod tests {
         let id = backend.allocate(6).unwrap();
         backend.upload(id, 0, b"abc").unwrap();
         backend.upload(id, 3, b"def").unwrap();
-        assert_eq!(backend.digest(id).unwrap(), <[u8; 32]>::from(Sha256::digest(b"abcdef")));
+        assert_eq!(
+            backend.digest(id).unwrap(),
+            <[u8; 32]>::from(Sha256::digest(b"abcdef"))
+        );
     }
 
     #[test]
@@ -200,7 +239,16 @@ mod tests {
         let small = HostBackend::with_capacity(10);
         small.allocate(8).unwrap();
         let err = small.allocate(3).unwrap_err();
-        assert!(matches!(err, BackendError::OutOfMemory { requested: 3, available: 2 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                BackendError::OutOfMemory {
+                    requested: 3,
+                    available: 2
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -211,8 +259,14 @@ mod tests {
         assert_eq!(backend.used_bytes(), 0);
         let second = backend.allocate(4).unwrap();
         assert_ne!(first, second);
-        assert!(matches!(backend.digest(first), Err(BackendError::UnknownAllocation(_))));
-        assert!(matches!(backend.free(first), Err(BackendError::UnknownAllocation(_))));
+        assert!(matches!(
+            backend.digest(first),
+            Err(BackendError::UnknownAllocation(_))
+        ));
+        assert!(matches!(
+            backend.free(first),
+            Err(BackendError::UnknownAllocation(_))
+        ));
     }
 
     #[test]
@@ -220,24 +274,43 @@ mod tests {
         let backend = HostBackend::with_capacity(100);
         let id = backend.allocate(4).unwrap();
         let err = backend.upload(id, 3, b"xy").unwrap_err();
-        assert!(matches!(err, BackendError::OutOfBounds { offset: 3, len: 2, size: 4 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                BackendError::OutOfBounds {
+                    offset: 3,
+                    len: 2,
+                    size: 4
+                }
+            ),
+            "{err}"
+        );
         assert!(backend.upload(id, u64::MAX, b"x").is_err());
         let mut buf = [0u8; 2];
         assert!(backend.read(id, 3, &mut buf).is_err());
         let mut big = vec![0u8; 4097];
-        assert!(matches!(backend.read(id, 0, &mut big), Err(BackendError::ReadTooLarge { .. })));
+        assert!(matches!(
+            backend.read(id, 0, &mut big),
+            Err(BackendError::ReadTooLarge { .. })
+        ));
     }
 
     #[test]
     fn zero_sized_allocation_is_refused() {
-        assert!(matches!(HostBackend::new().allocate(0), Err(BackendError::ZeroSized)));
+        assert!(matches!(
+            HostBackend::new().allocate(0),
+            Err(BackendError::ZeroSized)
+        ));
     }
 
     #[test]
     fn huge_allocation_within_claimed_capacity_fails_cleanly() {
         let backend = HostBackend::with_capacity(u64::MAX);
         let err = backend.allocate(u64::MAX / 2).unwrap_err();
-        assert!(matches!(err, BackendError::AllocationRefused { .. }), "{err}");
+        assert!(
+            matches!(err, BackendError::AllocationRefused { .. }),
+            "{err}"
+        );
         assert_eq!(backend.used_bytes(), 0);
     }
 

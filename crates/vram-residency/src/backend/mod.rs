@@ -235,7 +235,10 @@ mod tests {
     #[test]
     fn display_says_simulated() {
         let shown = simulated_device().to_string();
-        assert!(shown.starts_with("host-simulation:2 (sim) sim-uuid"), "{shown}");
+        assert!(
+            shown.starts_with("host-simulation:2 (sim) sim-uuid"),
+            "{shown}"
+        );
         assert!(shown.contains("SIMULATED"), "{shown}");
     }
 }

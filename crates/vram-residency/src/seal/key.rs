@@ -69,9 +69,13 @@ impl FromStr for KeyId {
 #[derive(Zeroize, ZeroizeOnDrop)]
 struct Secret([u8; SEAL_KEY_BYTES]);
 
-/// The secret that signs seals. See the [module docs](self).
+/// The secret that signs seals.
 ///
-/// Not `Clone`: every copy of a key is one more place it could leak from.
+/// 32 bytes, fresh per manager by default ([`generate`](Self::generate)), so
+/// a seal is only good for the process that made it. Zeroized when dropped,
+/// redacted from `Debug`, never logged; only its [`KeyId`] appears in seals
+/// and audit events. Not `Clone`: every copy of a key is one more place it
+/// could leak from.
 pub struct SealKey {
     secret: Secret,
     id: KeyId,
@@ -91,7 +95,10 @@ impl SealKey {
     /// its own copy.
     pub fn from_bytes(bytes: &[u8]) -> Result<SealKey, KeyError> {
         if bytes.len() != SEAL_KEY_BYTES {
-            return Err(KeyError::WrongLength { expected: SEAL_KEY_BYTES, found: bytes.len() });
+            return Err(KeyError::WrongLength {
+                expected: SEAL_KEY_BYTES,
+                found: bytes.len(),
+            });
         }
         let mut secret = Secret([0u8; SEAL_KEY_BYTES]);
         secret.0.copy_from_slice(bytes);
@@ -105,23 +112,33 @@ impl SealKey {
 
     /// A MAC keyed with this key, ready for the canonical encoding.
     pub(crate) fn mac(&self) -> Result<HmacSha256, KeyError> {
-        HmacSha256::new_from_slice(&self.secret.0)
-            .map_err(|_| KeyError::Rejected { len: SEAL_KEY_BYTES })
+        HmacSha256::new_from_slice(&self.secret.0).map_err(|_| KeyError::Rejected {
+            len: SEAL_KEY_BYTES,
+        })
     }
 
     fn from_secret(secret: Secret) -> SealKey {
-        let hash = Sha256::new().chain_update(KEY_ID_DOMAIN).chain_update(secret.0).finalize();
+        let hash = Sha256::new()
+            .chain_update(KEY_ID_DOMAIN)
+            .chain_update(secret.0)
+            .finalize();
         let mut id = [0u8; 8];
         for (out, byte) in id.iter_mut().zip(hash.iter()) {
             *out = *byte;
         }
-        SealKey { secret, id: KeyId(id) }
+        SealKey {
+            secret,
+            id: KeyId(id),
+        }
     }
 }
 
 impl fmt::Debug for SealKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SealKey").field("id", &self.id).field("secret", &"<redacted>").finish()
+        f.debug_struct("SealKey")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -150,7 +167,16 @@ mod tests {
     #[test]
     fn wrong_length_is_refused() {
         let err = SealKey::from_bytes(&[1u8; 31]).unwrap_err();
-        assert!(matches!(err, KeyError::WrongLength { expected: 32, found: 31 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                KeyError::WrongLength {
+                    expected: 32,
+                    found: 31
+                }
+            ),
+            "{err}"
+        );
         assert!(SealKey::from_bytes(&[1u8; 33]).is_err());
     }
 

@@ -1,0 +1,182 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use bytesize::ByteSize;
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand};
+
+/// Default audit directory, relative to the working directory.
+pub const DEFAULT_AUDIT_DIR: &str = "sealtrail-audit";
+/// Default audit key file, relative to the working directory.
+pub const DEFAULT_KEY_FILE: &str = "sealtrail.key";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealtrail",
+    version,
+    about = "Seal model weights into GPU memory and prove what happened with a tamper-evident audit trail.",
+    long_about = "Seal model weights into (real or simulated) GPU memory and prove what happened \
+with a tamper-evident audit trail.\n\n\
+Start with `sealtrail demo` to see the whole path on a small generated model. \
+For real use: `sealtrail keygen`, then `sealtrail seal MODEL`, then `sealtrail verify`.",
+    after_help = "Exit codes: 0 success; 1 verification failed (tampered audit trail or a seal \
+that does not match device memory); 2 usage, input or I/O error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new audit key file (mode 0600).
+    Keygen(KeygenArgs),
+    /// Run the whole path on a generated sample model in a scratch directory.
+    Demo(DemoArgs),
+    /// Seal a safetensors model into device memory, verify every shard, and record each step.
+    Seal(SealArgs),
+    /// Prove the integrity of an audit trail.
+    Verify(VerifyArgs),
+    /// Print audit events, filtered by type, severity and time.
+    Query(QueryArgs),
+}
+
+/// Where the audit trail lives and which key authenticates it.
+#[derive(Debug, Args)]
+pub struct TrailArgs {
+    /// Audit directory.
+    #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
+    pub audit_dir: PathBuf,
+    /// Audit key file, as written by `sealtrail keygen`.
+    #[arg(long, env = "SEALTRAIL_KEY", default_value = DEFAULT_KEY_FILE)]
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key; refuses to overwrite an existing file.
+    #[arg(long, env = "SEALTRAIL_KEY", default_value = DEFAULT_KEY_FILE)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's model, key and audit trail in this directory (created if missing;
+    /// must be empty). Without it a temporary directory is used and removed.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// The model file (safetensors).
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub trail: TrailArgs,
+    /// Largest shard, e.g. 64MiB or 1GB; a single larger tensor gets a shard of its own.
+    #[arg(long, default_value = "64MiB")]
+    pub max_shard_bytes: ByteSize,
+    /// Refuse the model unless the file's SHA-256 is this (64 hex characters), as its
+    /// distribution publishes it.
+    #[arg(long, value_name = "HEX")]
+    pub expected_sha256: Option<audit_logging::Digest>,
+    /// Worker id recorded in every event.
+    #[arg(long, env = "SEALTRAIL_WORKER_ID", default_value = "sealtrail-cli")]
+    pub worker_id: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub trail: TrailArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Audit directory.
+    #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
+    pub audit_dir: PathBuf,
+    /// Authenticate every record with this key before printing it. Defaults to
+    /// ./sealtrail.key when that file exists; without a key, records are only parsed.
+    #[arg(long, env = "SEALTRAIL_KEY")]
+    pub key: Option<PathBuf>,
+    /// Event type to show, e.g. vram.sealed; a trailing dot matches a family (vram.).
+    /// Repeat for several.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Show events of at least this severity: info, low, medium, high, critical.
+    #[arg(long)]
+    pub severity: Option<audit_logging::Severity>,
+    /// Show events at or after this time (RFC 3339, or a date YYYY-MM-DD in UTC).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Show events before this time (RFC 3339, or a date YYYY-MM-DD in UTC).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Print one JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses an RFC 3339 time or a plain UTC date.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            format!(
+                "{s:?} is not a time: use RFC 3339 (2026-12-03T18:00:00Z) or a date (2026-12-03)"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn times_parse_as_rfc3339_or_dates_and_reject_garbage() {
+        assert_eq!(
+            parse_time("2026-12-03").unwrap().to_rfc3339(),
+            "2026-12-03T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_time("2026-12-03T19:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-12-03T18:00:00+00:00"
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-12-03T25:00:00Z",
+            "\u{1b}[31m",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad:?}");
+        }
+    }
+}

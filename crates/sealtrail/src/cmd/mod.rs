@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod demo;
+pub mod keygen;
+pub mod query;
+pub mod seal;
+mod sealing;
+pub mod verify;

@@ -1,0 +1,75 @@
+//! `sealtrail seal`: seal a model file into device memory and verify it.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use audit_logging::{AuditLogger, LoggerConfig};
+use serde_json::json;
+use vram_residency::SealModelOptions;
+
+use crate::Outcome;
+use crate::cli::SealArgs;
+use crate::cmd::sealing::{host_manager, print_rows, release_all, seal_with_progress, verify_all};
+use crate::cmd::verify::load_key;
+
+pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
+    let key = load_key(&args.trail.key)?;
+    let dir = &args.trail.audit_dir;
+    let logger = Arc::new(
+        AuditLogger::open(LoggerConfig::new(dir), key)
+            .with_context(|| format!("cannot open the audit trail in {}", dir.display()))?,
+    );
+    let manager = host_manager(Arc::clone(&logger), &args.worker_id)?;
+    let info = manager.backend_info().clone();
+    if !args.json {
+        println!("backend: {info}");
+    }
+
+    let mut options = SealModelOptions::new(args.model.display().to_string())
+        .with_max_shard_bytes(args.max_shard_bytes.as_u64().max(1));
+    if let Some(expected) = &args.expected_sha256 {
+        options = options.with_expected_sha256(*expected);
+    }
+    let model = seal_with_progress(&manager, &args.model, &options)?;
+    let rows = verify_all(&manager, &model.shards);
+    let all_verified = rows.iter().all(|r| r.verified);
+
+    release_all(&manager, model.shards.clone())?;
+    drop(manager);
+    let report = logger.shutdown().context("cannot finish the audit trail")?;
+
+    if args.json {
+        let out = json!({
+            "model": args.model,
+            "file_sha256": model.file_sha256.to_hex(),
+            "file_bytes": model.file_bytes,
+            "backend": info.device.kind.name(),
+            "simulated": info.device.is_simulated(),
+            "device": info.device.to_string(),
+            "shards": rows,
+            "all_verified": all_verified,
+            "audit_dir": dir,
+            "audit_last_seq": report.last_seq,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "model: {} ({} bytes)",
+            args.model.display(),
+            model.file_bytes
+        );
+        println!("file sha256: {}", model.file_sha256);
+        println!("shards: {}", rows.len());
+        print_rows(&rows);
+        println!(
+            "audit trail: {} (last record {}); check it with `sealtrail verify`",
+            dir.display(),
+            report.last_seq
+        );
+    }
+    Ok(if all_verified {
+        Outcome::Success
+    } else {
+        Outcome::VerificationFailed
+    })
+}

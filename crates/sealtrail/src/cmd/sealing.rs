@@ -1,0 +1,113 @@
+//! What `seal` and `demo` share: a manager on the host backend, sealing a
+//! file with a progress bar, and verifying every shard.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use audit_logging::AuditLogger;
+use serde::Serialize;
+use vram_residency::{
+    HostBackend, ManagerConfig, SealKey, SealModelOptions, SealProgress, SealedModel, SealedShard,
+    VramManager,
+};
+
+use crate::output::byte_bar;
+
+/// A manager on the host-memory simulation, the only backend so far, with a
+/// fresh seal key.
+pub fn host_manager(
+    audit: Arc<AuditLogger>,
+    worker_id: &str,
+) -> anyhow::Result<VramManager<HostBackend>> {
+    let key = SealKey::generate().context("cannot create a seal key")?;
+    Ok(VramManager::new(
+        HostBackend::new(),
+        key,
+        audit,
+        ManagerConfig::new(worker_id),
+    ))
+}
+
+/// Seals `path`, drawing one progress bar over the whole file.
+pub fn seal_with_progress(
+    manager: &VramManager<HostBackend>,
+    path: &Path,
+    options: &SealModelOptions,
+) -> anyhow::Result<SealedModel> {
+    let bar = byte_bar(0, "sealing");
+    let mut finished = 0u64;
+    let result = manager.seal_model(path, options, &mut |progress| match progress {
+        SealProgress::Planned { plan } => bar.set_length(plan.total_bytes()),
+        SealProgress::ShardUploaded { done, .. } => bar.set_position(finished.saturating_add(done)),
+        SealProgress::ShardSealed { shard } => {
+            finished = finished.saturating_add(shard.bytes);
+            bar.set_position(finished);
+        }
+        _ => {}
+    });
+    bar.finish_and_clear();
+    result.with_context(|| format!("cannot seal {}", path.display()))
+}
+
+/// One shard's line in the output.
+#[derive(Debug, Serialize)]
+pub struct ShardRow {
+    pub index: u32,
+    pub shard_id: String,
+    pub bytes: u64,
+    pub digest: String,
+    pub verified: bool,
+    /// Why verification failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// Verifies each shard against device memory.
+pub fn verify_all(manager: &VramManager<HostBackend>, shards: &[SealedShard]) -> Vec<ShardRow> {
+    shards
+        .iter()
+        .map(|shard| {
+            let failure = manager.verify_sealed(shard).err().map(|e| e.to_string());
+            ShardRow {
+                index: shard.shard_index,
+                shard_id: shard.shard_id.clone(),
+                bytes: shard.bytes,
+                digest: shard.digest.to_hex(),
+                verified: failure.is_none(),
+                failure,
+            }
+        })
+        .collect()
+}
+
+pub fn print_rows(rows: &[ShardRow]) {
+    println!(
+        "  {:>5}  {:>12}  {:<64}  RESULT",
+        "SHARD", "BYTES", "DIGEST (SHA-256 of device copy)"
+    );
+    for row in rows {
+        let result = match &row.failure {
+            None => "verified".to_owned(),
+            Some(why) => format!("FAILED: {why}"),
+        };
+        println!(
+            "  {:>5}  {:>12}  {:<64}  {result}",
+            row.index, row.bytes, row.digest
+        );
+    }
+}
+
+/// Frees every shard, reporting the first failure.
+pub fn release_all(
+    manager: &VramManager<HostBackend>,
+    shards: Vec<SealedShard>,
+) -> anyhow::Result<()> {
+    for shard in shards {
+        let id = shard.shard_id.clone();
+        manager
+            .deallocate(shard)
+            .with_context(|| format!("cannot free shard {id}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! `seal` and `demo` end to end, through the binary.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn sealtrail(cwd: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("sealtrail").unwrap();
+    cmd.current_dir(cwd)
+        .env_remove("SEALTRAIL_AUDIT_DIR")
+        .env_remove("SEALTRAIL_KEY");
+    cmd
+}
+
+/// The real all-MiniLM-L6-v2 model: `$SEALTRAIL_TEST_MODEL`, or the copy in
+/// `shared/` beside the repository; required when `SEALTRAIL_REQUIRE_MODEL=1`.
+fn real_model() -> Option<PathBuf> {
+    let path = std::env::var_os("SEALTRAIL_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/models/all-minilm-l6-v2/model.safetensors")
+        });
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("SEALTRAIL_REQUIRE_MODEL").as_deref() != Ok("1"),
+        "SEALTRAIL_REQUIRE_MODEL=1 but the model is missing at {}",
+        path.display()
+    );
+    eprintln!("skipping: the real model is not at {}", path.display());
+    None
+}
+
+const PUBLISHED_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
+
+fn json(out: &assert_cmd::assert::Assert) -> serde_json::Value {
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
+#[test]
+fn sealing_the_real_model_prints_its_published_digest_and_the_trail_verifies() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+
+    let out = sealtrail(dir.path())
+        .args(["seal", "--max-shard-bytes", "16MiB", "--json"])
+        .arg(&model)
+        .assert()
+        .success();
+    let v = json(&out);
+    assert_eq!(v["file_sha256"], PUBLISHED_SHA256);
+    assert_eq!(
+        v["simulated"], true,
+        "the host backend must say it is a simulation"
+    );
+    let shards = v["shards"].as_array().unwrap();
+    assert!(shards.len() > 1);
+    assert!(shards.iter().all(|s| s["verified"] == true));
+
+    let out = sealtrail(dir.path())
+        .args(["verify", "--json"])
+        .assert()
+        .success();
+    let report = json(&out);
+    assert_eq!(report["status"], "intact");
+    let by_type = &report["report"]["by_type"];
+    assert_eq!(by_type["vram.sealed"], shards.len());
+    assert_eq!(by_type["vram.seal_verified"], shards.len());
+    assert_eq!(by_type["vram.deallocated"], shards.len());
+}
+
+#[test]
+fn human_output_shows_the_digest_and_the_simulation() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    let out = sealtrail(dir.path())
+        .arg("seal")
+        .arg(&model)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains(&format!("file sha256: {PUBLISHED_SHA256}")),
+        "{text}"
+    );
+    assert!(text.contains("SIMULATED"), "{text}");
+}
+
+#[test]
+fn a_wrong_expected_digest_refuses_the_model_and_records_it() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    sealtrail(dir.path())
+        .args(["seal", "--expected-sha256", &"00".repeat(32)])
+        .arg(&model)
+        .assert()
+        .code(2);
+    let out = sealtrail(dir.path())
+        .args(["query", "--json", "--type", "model.rejected"])
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout)
+            .lines()
+            .count(),
+        1
+    );
+    sealtrail(dir.path()).arg("verify").assert().success();
+}
+
+#[test]
+fn sealing_a_file_that_is_not_safetensors_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    std::fs::write(dir.path().join("notes.txt"), "not a model at all").unwrap();
+    let out = sealtrail(dir.path())
+        .args(["seal", "notes.txt"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("notes.txt"), "{err}");
+    sealtrail(dir.path())
+        .args(["seal", "missing.safetensors"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn sealing_without_a_key_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sealtrail(dir.path())
+        .args(["seal", "x.safetensors"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("sealtrail keygen"), "{err}");
+}
+
+#[test]
+fn demo_catches_the_injected_corruption_and_its_trail_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("demo");
+    let out = sealtrail(dir.path())
+        .args(["demo", "--json", "--keep"])
+        .arg(&keep)
+        .assert()
+        .success();
+    let v = json(&out);
+    assert_eq!(v["as_expected"], true);
+    assert_eq!(v["corruption_caught"], true);
+    assert_eq!(v["audit"]["by_type"]["vram.seal_verification_failed"], 1);
+
+    // The kept trail verifies on its own, with the kept key.
+    sealtrail(&keep)
+        .args(["verify", "--audit-dir", "audit", "--key", "audit.key"])
+        .assert()
+        .success();
+    // And a non-empty --keep directory is refused rather than mixed into.
+    sealtrail(dir.path())
+        .args(["demo", "--keep"])
+        .arg(&keep)
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn every_command_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in ["keygen", "demo", "seal", "verify", "query"] {
+        let out = sealtrail(dir.path())
+            .args([cmd, "--help"])
+            .assert()
+            .success();
+        assert!(
+            !out.get_output().stdout.is_empty(),
+            "{cmd} --help printed nothing"
+        );
+    }
+    let out = sealtrail(dir.path()).arg("--help").assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("Exit codes"), "{text}");
+    sealtrail(dir.path()).arg("frobnicate").assert().code(2);
+}

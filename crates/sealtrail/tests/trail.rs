@@ -1,0 +1,215 @@
+//! `keygen`, `verify` and `query` against trails written by the library.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use audit_logging::{AuditEvent, AuditKey, AuditLogger, LoggerConfig};
+use chrono::{TimeZone, Utc};
+
+fn sealtrail() -> Command {
+    let mut cmd = Command::cargo_bin("sealtrail").unwrap();
+    cmd.env_remove("SEALTRAIL_AUDIT_DIR")
+        .env_remove("SEALTRAIL_KEY");
+    cmd
+}
+
+/// A key file and a trail with a few events of different types and days.
+fn trail(dir: &Path) {
+    let key_path = dir.join("k.key");
+    sealtrail()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key_path)
+        .assert()
+        .success();
+    let key = AuditKey::load(&key_path).unwrap();
+    let logger = AuditLogger::open(LoggerConfig::new(dir.join("audit")), key).unwrap();
+    for day in 1..=3 {
+        logger
+            .emit_sync(AuditEvent::AuthFailure {
+                timestamp: Utc.with_ymd_and_hms(2026, 11, day, 12, 0, 0).unwrap(),
+                attempted_actor: "mallory\u{1b}[2J".into(),
+                method: "api-key".into(),
+                source_ip: None,
+                reason: "unknown key".into(),
+            })
+            .unwrap();
+        logger
+            .emit_sync(AuditEvent::TaskSubmitted {
+                timestamp: Utc.with_ymd_and_hms(2026, 11, day, 13, 0, 0).unwrap(),
+                actor: "alice".into(),
+                task_id: format!("t-{day}").into(),
+                model_ref: "minilm".into(),
+                input_bytes: 10,
+            })
+            .unwrap();
+    }
+    logger.shutdown().unwrap();
+}
+
+fn args(dir: &Path) -> Vec<String> {
+    vec![
+        "--audit-dir".into(),
+        dir.join("audit").display().to_string(),
+        "--key".into(),
+        dir.join("k.key").display().to_string(),
+    ]
+}
+
+#[test]
+fn keygen_refuses_to_overwrite_an_existing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.key");
+    sealtrail()
+        .args(["keygen", "--out"])
+        .arg(&key)
+        .assert()
+        .success();
+    let before = fs::read(&key).unwrap();
+    sealtrail()
+        .args(["keygen", "--out"])
+        .arg(&key)
+        .assert()
+        .code(2);
+    assert_eq!(fs::read(&key).unwrap(), before);
+}
+
+#[test]
+fn verify_exits_0_and_reports_intact_json() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    let out = sealtrail()
+        .arg("verify")
+        .args(args(dir.path()))
+        .arg("--json")
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["status"], "intact");
+    assert_eq!(v["report"]["records"], 8);
+}
+
+#[test]
+fn verify_exits_1_and_names_the_edited_record() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    let seg = dir
+        .path()
+        .join("audit")
+        .join(audit_logging::segment_name(1));
+    let text = fs::read_to_string(&seg).unwrap();
+    fs::write(&seg, text.replacen("\"t-2\"", "\"t-9\"", 1)).unwrap();
+    let out = sealtrail()
+        .arg("verify")
+        .args(args(dir.path()))
+        .arg("--json")
+        .assert()
+        .code(1);
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["status"], "tampered");
+    assert_eq!(v["report"]["finding"]["kind"], "modified");
+    assert_eq!(v["report"]["finding"]["expected_seq"], 5);
+}
+
+#[test]
+fn verify_exits_2_on_missing_key_or_directory_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sealtrail()
+        .arg("verify")
+        .args(args(dir.path()))
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("sealtrail keygen"), "{err}");
+    trail(dir.path());
+    let mut a = args(dir.path());
+    a[1] = dir.path().join("nope").display().to_string();
+    sealtrail().arg("verify").args(a).assert().code(2);
+}
+
+#[test]
+fn query_filters_by_type_severity_and_time_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    let run = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let out = sealtrail()
+            .arg("query")
+            .args(args(dir.path()))
+            .arg("--json")
+            .args(extra)
+            .assert()
+            .success();
+        String::from_utf8(out.get_output().stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert_eq!(run(&[]).len(), 8);
+    let failures = run(&["--type", "auth.failure"]);
+    assert_eq!(failures.len(), 3);
+    assert!(failures.iter().all(|r| r["type"] == "auth.failure"));
+    assert_eq!(run(&["--type", "task."]).len(), 3);
+    assert_eq!(run(&["--severity", "high"]).len(), 3);
+    let ranged = run(&["--since", "2026-11-02", "--until", "2026-11-03"]);
+    assert_eq!(ranged.len(), 2);
+    assert_eq!(run(&["--limit", "2"]).len(), 2);
+    // Hostile characters come out escaped, never raw.
+    assert_eq!(failures[0]["event"]["attempted_actor"], "mallory\\u{1b}[2J");
+}
+
+#[test]
+fn query_table_never_prints_raw_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    let out = sealtrail()
+        .arg("query")
+        .args(args(dir.path()))
+        .assert()
+        .success();
+    let stdout = &out.get_output().stdout;
+    assert!(!stdout.contains(&0x1b), "raw ESC reached the terminal");
+    let text = String::from_utf8_lossy(stdout);
+    assert!(text.contains("auth.failure"));
+    assert_eq!(
+        text.lines().count(),
+        9,
+        "header and one line per event:\n{text}"
+    );
+}
+
+#[test]
+fn query_rejects_bad_filters_with_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    sealtrail()
+        .arg("query")
+        .args(args(dir.path()))
+        .args(["--severity", "urgent"])
+        .assert()
+        .code(2);
+    sealtrail()
+        .arg("query")
+        .args(args(dir.path()))
+        .args(["--since", "yesterday"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn query_with_key_refuses_a_modified_record() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    let seg = dir
+        .path()
+        .join("audit")
+        .join(audit_logging::segment_name(1));
+    let text = fs::read_to_string(&seg).unwrap();
+    fs::write(&seg, text.replacen("\"alice\"", "\"alicf\"", 1)).unwrap();
+    sealtrail()
+        .arg("query")
+        .args(args(dir.path()))
+        .assert()
+        .code(2);
+}

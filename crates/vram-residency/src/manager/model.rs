@@ -1,0 +1,224 @@
+//! Sealing a whole safetensors file: one read of the file, front to back,
+//! that parses the header, plans the shards, seals each shard as its bytes
+//! go by, and digests the whole file on the way.
+//!
+//! Either every shard ends up sealed or none stays resident: on any failure
+//! the shards sealed so far are deallocated again. A file that turns out
+//! malformed, unreadable, different in size from its header, or different
+//! from the expected SHA-256 is also recorded as `model.rejected`.
+
+use std::path::Path;
+
+use audit_logging::Digest;
+
+use super::{ShardSpec, VramManager};
+use crate::backend::VramBackend;
+use crate::error::{SealError, SealModelError};
+use crate::model::reader::ModelReader;
+use crate::model::{PlannedShard, ShardPlan};
+use crate::seal::SealedShard;
+
+/// Shard size limit unless the caller picks one: 256 MiB.
+///
+/// Small models become a handful of shards, a 70 GB model a few hundred;
+/// each shard is one allocation and one digest, so a corrupted region is
+/// located to within this many bytes.
+pub const DEFAULT_MAX_SHARD_BYTES: u64 = 256 << 20;
+
+/// How to seal a model file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SealModelOptions {
+    /// The model's name in seals and audit events. Shard ids are
+    /// `{model_ref}#{index}`.
+    pub model_ref: String,
+    /// Largest shard, in bytes, unless a single tensor is larger (see
+    /// [`plan`](crate::model::plan)).
+    pub max_shard_bytes: u64,
+    /// The SHA-256 the file must have, typically the one its distribution
+    /// publishes. Checked after the single read; a mismatch unseals
+    /// everything.
+    pub expected_sha256: Option<Digest>,
+}
+
+impl SealModelOptions {
+    /// Options for `model_ref` with [`DEFAULT_MAX_SHARD_BYTES`] and no
+    /// expected digest.
+    pub fn new(model_ref: impl Into<String>) -> Self {
+        SealModelOptions {
+            model_ref: model_ref.into(),
+            max_shard_bytes: DEFAULT_MAX_SHARD_BYTES,
+            expected_sha256: None,
+        }
+    }
+
+    /// Sets [`max_shard_bytes`](Self::max_shard_bytes).
+    #[must_use]
+    pub fn with_max_shard_bytes(mut self, max_shard_bytes: u64) -> Self {
+        self.max_shard_bytes = max_shard_bytes;
+        self
+    }
+
+    /// Sets [`expected_sha256`](Self::expected_sha256).
+    #[must_use]
+    pub fn with_expected_sha256(mut self, digest: Digest) -> Self {
+        self.expected_sha256 = Some(digest);
+        self
+    }
+}
+
+/// What [`VramManager::seal_model`] reports as it goes, in this order:
+/// `Planned` once, then per shard `ShardStarted`, `ShardUploaded` after each
+/// chunk, and `ShardSealed`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SealProgress<'a> {
+    /// The header was read and the shards planned.
+    Planned {
+        /// The plan.
+        plan: &'a ShardPlan,
+    },
+    /// A shard's upload is starting.
+    ShardStarted {
+        /// The shard.
+        shard: &'a PlannedShard,
+        /// Number of shards.
+        count: u32,
+    },
+    /// Part of a shard is on the device.
+    ShardUploaded {
+        /// The shard's index.
+        index: u32,
+        /// Bytes uploaded so far.
+        done: u64,
+        /// The shard's size.
+        total: u64,
+    },
+    /// A shard is sealed.
+    ShardSealed {
+        /// The seal.
+        shard: &'a SealedShard,
+    },
+}
+
+/// A model file whose shards are all sealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SealedModel {
+    /// The model's name.
+    pub model_ref: String,
+    /// SHA-256 of the whole file as read while sealing.
+    pub file_sha256: Digest,
+    /// Size of the file.
+    pub file_bytes: u64,
+    /// The shards, in order.
+    pub shards: Vec<SealedShard>,
+}
+
+impl<B: VramBackend> VramManager<B> {
+    /// Seals every shard of the safetensors file at `path`, reading the file
+    /// once, front to back: the header is parsed, the shards planned
+    /// ([`SafetensorsFile::plan`](crate::SafetensorsFile::plan)), each shard
+    /// sealed as its bytes go by, and the whole file digested on the way.
+    /// `progress` is called as described at [`SealProgress`].
+    ///
+    /// Either every shard ends up sealed or none stays resident: on any
+    /// failure the shards sealed so far are deallocated again. A file that
+    /// is malformed, unreadable, different in size from its header, or
+    /// different from [`SealModelOptions::expected_sha256`] is also recorded
+    /// as `model.rejected`; a shard refused for policy or capacity is
+    /// recorded by its own event and is not the model's fault.
+    pub fn seal_model(
+        &self,
+        path: &Path,
+        options: &SealModelOptions,
+        progress: &mut dyn FnMut(SealProgress<'_>),
+    ) -> Result<SealedModel, SealModelError> {
+        let model_ref = options.model_ref.as_str();
+        let opened = ModelReader::open(path).and_then(|reader| {
+            let plan = reader.layout().plan(options.max_shard_bytes)?;
+            Ok((reader, plan))
+        });
+        let (mut reader, plan) = match opened {
+            Ok(opened) => opened,
+            Err(error) => return Err(self.reject_model(model_ref, Vec::new(), error.into())),
+        };
+        progress(SealProgress::Planned { plan: &plan });
+
+        let count = plan.shard_count();
+        let mut sealed = Vec::with_capacity(plan.shards().len());
+        for planned in plan.shards() {
+            progress(SealProgress::ShardStarted {
+                shard: planned,
+                count,
+            });
+            let (index, total) = (planned.index, planned.bytes());
+            let spec = ShardSpec::new(format!("{model_ref}#{index}"), model_ref, index, count);
+            let mut report = |done| progress(SealProgress::ShardUploaded { index, done, total });
+            match self.seal_shard_from_reader(&spec, total, &mut reader, &mut report) {
+                Ok(shard) => {
+                    progress(SealProgress::ShardSealed { shard: &shard });
+                    sealed.push(shard);
+                }
+                Err(source) => {
+                    let file_at_fault = matches!(
+                        source,
+                        SealError::SourceRead { .. } | SealError::SourceTooShort { .. }
+                    );
+                    let error = SealModelError::Shard {
+                        index,
+                        count,
+                        source,
+                    };
+                    if file_at_fault {
+                        return Err(self.reject_model(model_ref, sealed, error));
+                    }
+                    self.roll_back(sealed);
+                    return Err(error);
+                }
+            }
+        }
+
+        let file_bytes = reader.layout().file_bytes();
+        let file_sha256 = match reader.finish() {
+            Ok(digest) => digest,
+            Err(error) => return Err(self.reject_model(model_ref, sealed, error.into())),
+        };
+        if let Some(expected) = options.expected_sha256 {
+            if expected != file_sha256 {
+                let error = SealModelError::FileDigestMismatch {
+                    expected,
+                    found: file_sha256,
+                };
+                return Err(self.reject_model(model_ref, sealed, error));
+            }
+        }
+        let model_ref = model_ref.to_owned();
+        Ok(SealedModel {
+            model_ref,
+            file_sha256,
+            file_bytes,
+            shards: sealed,
+        })
+    }
+
+    /// Records the model as rejected and unseals what was sealed of it.
+    fn reject_model(
+        &self,
+        model_ref: &str,
+        sealed: Vec<SealedShard>,
+        error: SealModelError,
+    ) -> SealModelError {
+        self.audit.model_rejected(model_ref, &error.to_string());
+        self.roll_back(sealed);
+        error
+    }
+
+    fn roll_back(&self, sealed: Vec<SealedShard>) {
+        for shard in sealed.into_iter().rev() {
+            if let Err(error) = self.deallocate(shard) {
+                tracing::warn!(%error, "could not release a shard while unsealing a model");
+            }
+        }
+    }
+}
