@@ -181,6 +181,9 @@ impl AuditLogger {
         let Some(active) = &self.inner else {
             return Ok(());
         };
+        // Until this guard drops, shutdown waits: an event accepted here is
+        // always queued before the writer's final drain.
+        let _in_flight = active.shared.begin_emit();
         active.shared.check_open()?;
         // Serializing these types cannot fail: every field is a string,
         // number, bool or timestamp. Were it to, the event is still kept, as

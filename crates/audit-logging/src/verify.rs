@@ -40,7 +40,8 @@ pub enum FindingKind {
     Malformed,
     /// The record has a schema version this verifier does not know.
     UnsupportedVersion,
-    /// The record names a different key than the one given.
+    /// The first record names a different key than the one given: most
+    /// likely the wrong key file.
     KeyMismatch,
     /// The mac does not match: the record was changed after it was written.
     Modified,
@@ -295,7 +296,10 @@ impl<'k> Chain<'k> {
             finding(kind, e.to_string())
         })?;
         if !rec.authenticate(self.key) {
-            return Err(if rec.kid != self.key_id {
+            // A different key id on the first record most likely means the
+            // wrong key was given; after records that did authenticate, it is
+            // a record someone else made.
+            return Err(if rec.kid != self.key_id && self.report.records == 0 {
                 finding(
                     FindingKind::KeyMismatch,
                     format!(
@@ -304,10 +308,15 @@ impl<'k> Chain<'k> {
                     ),
                 )
             } else {
-                finding(
-                    FindingKind::Modified,
-                    format!("record {} does not match its authenticator", rec.seq),
-                )
+                let detail = if rec.kid == self.key_id {
+                    format!("record {} does not match its authenticator", rec.seq)
+                } else {
+                    format!(
+                        "record {} names key {} where the log uses key {}",
+                        rec.seq, rec.kid, self.key_id
+                    )
+                };
+                finding(FindingKind::Modified, detail)
             });
         }
         if rec.seq != expected {

@@ -48,6 +48,10 @@ pub(crate) struct Shared {
     pub written: AtomicU64,
     pub failed: AtomicU64,
     closed: AtomicBool,
+    /// Emits between their open check and the end of their queueing;
+    /// [`close`](Self::close) waits for them, so no event is accepted after
+    /// the writer's last drain.
+    emitting: AtomicU64,
     broken: AtomicBool,
     error: Mutex<Option<String>>,
     seq: SeqBudget,
@@ -63,15 +67,26 @@ impl Shared {
             written: AtomicU64::new(written),
             failed: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            emitting: AtomicU64::new(0),
             broken: AtomicBool::new(false),
             error: Mutex::new(None),
             seq: SeqBudget::new(last_seq),
         }
     }
 
+    /// Marks an emit as in flight until the guard is dropped. Take it before
+    /// [`check_open`](Self::check_open) and hold it until the event is
+    /// queued or refused.
+    pub fn begin_emit(&self) -> EmitGuard<'_> {
+        // SeqCst pairs with `close`: either this emit sees `closed`, or
+        // `close` sees this emit in flight and waits for it.
+        self.emitting.fetch_add(1, Ordering::SeqCst);
+        EmitGuard(&self.emitting)
+    }
+
     /// Fails if the logger is shut down or its writer has failed.
     pub fn check_open(&self) -> Result<(), EmitError> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.closed.load(Ordering::SeqCst) {
             return Err(EmitError::Closed);
         }
         if self.broken.load(Ordering::Acquire) {
@@ -88,8 +103,13 @@ impl Shared {
         self.seq.release();
     }
 
+    /// Refuses further emits and waits for those in flight to finish
+    /// queueing. They never block, so the wait is short.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
+        while self.emitting.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
     }
 
     pub fn stats(&self) -> Stats {
@@ -119,6 +139,15 @@ impl Shared {
         self.broken
             .load(Ordering::Acquire)
             .then(|| FlushError::WriterFailed(self.error_text()))
+    }
+}
+
+/// An emit in flight; see [`Shared::begin_emit`].
+pub(crate) struct EmitGuard<'a>(&'a AtomicU64);
+
+impl Drop for EmitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -230,6 +259,10 @@ impl Writer {
     }
 
     fn sync(&mut self) -> Result<(), FlushError> {
+        // Whatever the outcome, no sync stays due: after a failure nothing
+        // more is written, and a sync kept due would make the writer's
+        // wake-up timeout zero, spinning it until shutdown.
+        self.dirty_since = None;
         if let Some(err) = self.shared.failure() {
             return Err(err);
         }
@@ -237,7 +270,6 @@ impl Writer {
             self.shared.fail(format!("fsync of the audit segment: {e}"));
             return Err(self.shared.failure().unwrap_or(FlushError::WriterGone));
         }
-        self.dirty_since = None;
         Ok(())
     }
 
@@ -272,5 +304,42 @@ impl Writer {
         }
         self.sync()?;
         Ok(self.store.head().last_seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditKey;
+
+    const EVENT: &str = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
+
+    /// Regression: after an I/O error the writer kept a sync "due" that
+    /// could never succeed, so its wake-up timeout dropped to zero and the
+    /// thread spun at full CPU until shutdown.
+    #[test]
+    fn a_failed_writer_does_not_spin_on_a_sync_that_is_always_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::generate().unwrap();
+        let (store, _) = Store::open(dir.path(), key, 1 << 20).unwrap();
+        let (_events_tx, events) = crossbeam_channel::bounded(4);
+        let (_control_tx, control) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared::new(0, 0));
+        let mut writer = Writer::new(store, events, control, Arc::clone(&shared));
+
+        // A write that succeeds leaves a sync due; the next one fails.
+        writer.write_batch(EVENT.to_owned());
+        assert!(writer.dirty_since.is_some());
+        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        writer.write_batch(EVENT.to_owned());
+        assert!(shared.failure().is_some());
+
+        // Long after the sync interval (an injected clock, not a sleep).
+        writer.dirty_since = Instant::now().checked_sub(SYNC_INTERVAL * 2);
+        writer.sync_if_due();
+        assert!(
+            writer.next_wakeup() > Duration::ZERO,
+            "the writer would wake up at once, forever"
+        );
     }
 }

@@ -116,3 +116,41 @@ fn sequence_overflow_is_an_error_not_a_wrap() {
         "{reopened:?}"
     );
 }
+
+/// Regression: an emit that had passed its open check while `shutdown` ran
+/// could queue its event after the writer's final drain, so `emit_sync`
+/// returned `Ok` for an event that was never written.
+#[test]
+fn shutdown_waits_for_an_emit_in_flight_before_the_final_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logger, _rx) = paused(dir.path(), 4);
+    let shared = Arc::clone(&logger.inner.as_ref().unwrap().shared);
+    // An emit stands between its open check and its queueing.
+    let in_flight = shared.begin_emit();
+    assert_eq!(shared.check_open(), Ok(()));
+
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let closer = {
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            shared.close();
+            done_tx.send(()).unwrap();
+        })
+    };
+    while shared.check_open().is_ok() {
+        std::thread::yield_now();
+    }
+    // `close` has marked the logger closed; it must not return while the
+    // emit is still in flight. Give it ample chance to return wrongly.
+    for _ in 0..10_000 {
+        std::thread::yield_now();
+    }
+    assert!(
+        done_rx.try_recv().is_err(),
+        "close returned with an emit in flight"
+    );
+    drop(in_flight);
+    done_rx.recv().unwrap();
+    closer.join().unwrap();
+    assert_eq!(logger.emit_sync(event()), Err(EmitError::Closed));
+}

@@ -155,3 +155,9 @@ fn symlinked_audit_dir_is_refused() {
     std::os::unix::fs::symlink(&real, &link).unwrap();
     assert!(open(&link, &AuditKey::generate().unwrap()).is_err());
 }
+
+/// Makes every later write of `store` fail, as a full or failed disk would.
+pub(crate) fn break_writes(store: &mut Store, dir: &Path) {
+    let (_, newest) = list_segments(dir).unwrap().pop().unwrap();
+    store.file = fs::File::open(newest).unwrap();
+}

@@ -1,0 +1,165 @@
+//! Restarts: a second logger on the same directory continues the chain and
+//! says so, and `flush` puts records on disk before any shutdown.
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use audit_logging::query::{self, Filter};
+use audit_logging::{AuditEvent, AuditLogger, LoggerConfig, OpenError};
+use common::{assert_intact, copy_log, key, open, other_key, tag_counts, tagged, write_log};
+
+/// `(seq, event)` of every record in `dir`, authenticated under the test key.
+fn seq_events(dir: &std::path::Path) -> Vec<(u64, AuditEvent)> {
+    let mut out = Vec::new();
+    query::query(dir, &Filter::default(), Some(&key()), |r| {
+        out.push((r.seq, r.event));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    out
+}
+
+/// The `resumed_after_seq` of every start record, in log order, with the
+/// start record's own sequence number.
+fn starts(dir: &std::path::Path) -> Vec<(u64, Option<u64>)> {
+    seq_events(dir)
+        .into_iter()
+        .filter_map(|(seq, e)| match e {
+            AuditEvent::LoggerStarted {
+                resumed_after_seq, ..
+            } => Some((seq, resumed_after_seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn second_logger_continues_the_sequence_and_records_where_it_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_last = write_log(dir.path(), &key(), 5, u64::MAX);
+    assert_eq!(first_last, 7);
+
+    let logger = open(dir.path(), &key());
+    logger.emit_sync(tagged("after-restart", 0)).unwrap();
+    let report = logger.shutdown().unwrap();
+    assert_eq!(report.last_seq, 10, "start, one event, stop after record 7");
+
+    assert_eq!(starts(dir.path()), [(1, None), (8, Some(7))]);
+    let seqs: Vec<u64> = seq_events(dir.path()).iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    let verified = assert_intact(dir.path(), &key());
+    assert_eq!((verified.records, verified.last_seq), (10, 10));
+    assert_eq!(verified.logger_starts, 2);
+    assert_eq!(verified.torn_tails_recovered, 0);
+}
+
+#[test]
+fn many_restarts_across_rotating_segments_keep_one_verifiable_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected_tags = Vec::new();
+    for run in 0..4 {
+        let config = LoggerConfig::new(dir.path()).max_segment_bytes(1500);
+        let logger = AuditLogger::open(config, key()).unwrap();
+        for i in 0..3 {
+            let tag = format!("run{run}-{i}");
+            logger.emit_sync(tagged(&tag, i)).unwrap();
+            expected_tags.push(tag);
+        }
+        logger.shutdown().unwrap();
+    }
+    assert!(common::segments(dir.path()).len() > 3, "segments rotated");
+    let verified = assert_intact(dir.path(), &key());
+    assert_eq!(verified.records, 4 * 5);
+    assert_eq!(verified.logger_starts, 4);
+    assert_eq!(
+        starts(dir.path()),
+        [(1, None), (6, Some(5)), (11, Some(10)), (16, Some(15))]
+    );
+    let counts = tag_counts(dir.path());
+    assert_eq!(counts.len(), expected_tags.len());
+    assert!(expected_tags.iter().all(|t| counts[t] == 1));
+}
+
+#[test]
+fn flush_makes_every_accepted_event_readable_and_verifiable_before_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let logger = open(dir.path(), &key());
+    for i in 0..50 {
+        logger.emit_sync(tagged(&format!("f{i}"), i)).unwrap();
+    }
+    logger.flush().unwrap();
+
+    // The logger is still running; the disk already has every record.
+    let events = query::read_events(dir.path()).unwrap();
+    assert_eq!(events.len(), 51, "start record and 50 events");
+    assert_eq!(tag_counts(dir.path()).len(), 50);
+    let verified = assert_intact(dir.path(), &key());
+    assert_eq!(verified.last_seq, 51);
+
+    // And again after more events: flush is not a one-off.
+    logger.emit_sync(tagged("f-late", 0)).unwrap();
+    logger.flush().unwrap();
+    assert_eq!(assert_intact(dir.path(), &key()).last_seq, 52);
+    logger.shutdown().unwrap();
+}
+
+#[test]
+fn a_crash_after_flush_loses_nothing_flushed_and_the_next_start_resumes_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let logger = open(dir.path(), &key());
+    for i in 0..10 {
+        logger.emit_sync(tagged(&format!("c{i}"), i)).unwrap();
+    }
+    logger.flush().unwrap();
+    // The files as a crash right now would leave them: no stop record.
+    let crashed = copy_log(dir.path());
+    logger.shutdown().unwrap();
+
+    let restarted = open(crashed.path(), &key());
+    restarted.emit_sync(tagged("after-crash", 0)).unwrap();
+    restarted.shutdown().unwrap();
+
+    assert_eq!(starts(crashed.path()), [(1, None), (12, Some(11))]);
+    let stops = seq_events(crashed.path())
+        .into_iter()
+        .filter(|(_, e)| matches!(e, AuditEvent::LoggerStopped { .. }))
+        .count();
+    assert_eq!(stops, 1, "only the second logger stopped cleanly");
+    assert_eq!(tag_counts(crashed.path()).len(), 11);
+    assert_intact(crashed.path(), &key());
+}
+
+#[test]
+fn dropping_the_logger_shuts_it_down_and_a_restart_resumes_after_the_stop_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let logger = open(dir.path(), &key());
+        logger.emit_sync(tagged("before-drop", 0)).unwrap();
+    }
+    let events = query::read_events(dir.path()).unwrap();
+    assert!(matches!(
+        events.last(),
+        Some(AuditEvent::LoggerStopped {
+            records_written: 3,
+            events_dropped: 0,
+            ..
+        })
+    ));
+    drop(open(dir.path(), &key()));
+    assert_eq!(starts(dir.path()), [(1, None), (4, Some(3))]);
+    assert_intact(dir.path(), &key());
+}
+
+#[test]
+fn a_logger_with_another_key_refuses_to_continue_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &key(), 2, u64::MAX);
+    let err = AuditLogger::open(LoggerConfig::new(dir.path()), other_key()).unwrap_err();
+    assert!(
+        matches!(err, OpenError::TailNotAuthentic { seq: 4, .. }),
+        "{err}"
+    );
+    // Nothing was written by the refused logger.
+    assert_eq!(assert_intact(dir.path(), &key()).last_seq, 4);
+}
