@@ -18,6 +18,16 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
+    /// Another logger (in this process or another) is writing to the
+    /// directory.
+    #[error(
+        "audit store {path} is in use by another writer (its writer.lock is held); \
+         stop that process or use another directory"
+    )]
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+    },
     /// A segment file is readable or writable by group or others.
     #[error(
         "audit segment {path} has mode {mode:04o}, which lets other users read or change it; \

@@ -77,13 +77,13 @@
 )]
 
 mod error;
-mod event;
-mod key;
-mod logger;
+pub mod event;
+pub mod key;
+pub mod logger;
 pub mod query;
 pub mod record;
 mod store;
-mod text;
+pub mod text;
 pub mod verify;
 mod writer;
 

@@ -292,10 +292,8 @@ impl Drop for AuditLogger {
                 .unwrap_or_else(PoisonError::into_inner)
                 .is_some()
         });
-        if running {
-            if let Err(e) = self.shutdown() {
-                tracing::error!(error = %e, "audit logger shutdown on drop failed");
-            }
+        if running && let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "audit logger shutdown on drop failed");
         }
     }
 }

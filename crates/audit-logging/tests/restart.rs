@@ -163,3 +163,24 @@ fn a_logger_with_another_key_refuses_to_continue_the_chain() {
     // Nothing was written by the refused logger.
     assert_eq!(assert_intact(dir.path(), &key()).last_seq, 4);
 }
+
+#[test]
+fn two_loggers_cannot_write_one_directory_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = audit_logging::AuditKey::generate().unwrap();
+    let config = || audit_logging::LoggerConfig::new(dir.path());
+    let first = audit_logging::AuditLogger::open(config(), key.clone()).unwrap();
+    let second = audit_logging::AuditLogger::open(config(), key.clone());
+    assert!(matches!(
+        second,
+        Err(audit_logging::OpenError::Locked { .. })
+    ));
+    first.shutdown().unwrap();
+    let third = audit_logging::AuditLogger::open(config(), key.clone()).unwrap();
+    third.shutdown().unwrap();
+    assert!(
+        audit_logging::verify_dir(dir.path(), &key)
+            .unwrap()
+            .is_intact()
+    );
+}

@@ -75,6 +75,19 @@ pub(crate) fn create_private(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Opens (creating with mode `0600` if needed) the lock file of a store,
+/// refusing symbolic links.
+pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Fsyncs the directory holding `path`, so a created, renamed or removed
 /// entry survives a power loss.
 pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {

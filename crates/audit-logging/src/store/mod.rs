@@ -6,6 +6,9 @@
 //! configured size; then a new one is started. Files are created with mode
 //! `0600` in a directory of mode `0700`, and never through a symbolic link.
 //!
+//! One writer at a time: the store holds an exclusive lock on
+//! [`LOCK_FILE`] while open, released by the OS however the process ends.
+//!
 //! On open, [`Store::open`] reads the tail of the newest segment:
 //! - a last line without its newline is a *torn tail* left by a crash mid
 //!   write; its bytes are copied to `torn-<segment>-<offset>-<millis>.bin`,
@@ -85,6 +88,8 @@ pub(crate) struct Store {
     key: AuditKey,
     kid: String,
     max_segment_bytes: u64,
+    /// Held locked for the store's life: one writer per directory.
+    _lock: File,
     file: File,
     segment_len: u64,
     head: ChainHead,
@@ -94,8 +99,16 @@ pub(crate) struct Store {
     unsynced: bool,
 }
 
+/// The file whose lock marks a directory as owned by a writer.
+pub const LOCK_FILE: &str = "writer.lock";
+
 impl Store {
     /// Opens (or creates) the store in `dir`, recovering a torn tail.
+    ///
+    /// Takes an exclusive lock on [`LOCK_FILE`] first, so a second writer on
+    /// the same directory, in this process or another, fails with
+    /// [`OpenError::Locked`] instead of interleaving records. The OS drops
+    /// the lock when the process dies, however it dies.
     pub fn open(
         dir: &Path,
         key: AuditKey,
@@ -106,61 +119,45 @@ impl Store {
             source,
         };
         fs::ensure_private_dir(dir).map_err(at)?;
+        let lock = lock_dir(dir)?;
         let segments = list_segments(dir).map_err(at)?;
-        let kid = key.id().to_string();
-
-        let Some((_, newest)) = segments.last() else {
-            let head = ChainHead {
-                last_seq: 0,
-                last_hash: GENESIS_HASH,
-            };
-            let path = dir.join(segment_name(1));
-            let file =
-                fs::create_private(&path).map_err(|source| OpenError::Io { path, source })?;
-            let store = Store::with_file(dir, key, kid, max_segment_bytes, file, 0, head);
-            return Ok((store, None));
+        let (file, segment_len, head, torn) = match segments.last() {
+            None => {
+                let path = dir.join(segment_name(1));
+                let file =
+                    fs::create_private(&path).map_err(|source| OpenError::Io { path, source })?;
+                let genesis = ChainHead {
+                    last_seq: 0,
+                    last_hash: GENESIS_HASH,
+                };
+                (file, 0, genesis, None)
+            }
+            Some((_, newest)) => {
+                let torn = cut_torn_tail(dir, newest)?;
+                let head = find_head(&segments, &key)?;
+                let io = |source| OpenError::Io {
+                    path: newest.clone(),
+                    source,
+                };
+                let file = fs::open_append(newest).map_err(io)?;
+                check_private_file(&file, newest)?;
+                let len = file.metadata().map_err(io)?.len();
+                (file, len, head, torn)
+            }
         };
-
-        let torn = cut_torn_tail(dir, newest)?;
-        let head = find_head(&segments, &key)?;
-        let file = fs::open_append(newest).map_err(|source| OpenError::Io {
-            path: newest.clone(),
-            source,
-        })?;
-        check_private_file(&file, newest)?;
-        let len = file
-            .metadata()
-            .map_err(|source| OpenError::Io {
-                path: newest.clone(),
-                source,
-            })?
-            .len();
-        Ok((
-            Store::with_file(dir, key, kid, max_segment_bytes, file, len, head),
-            torn,
-        ))
-    }
-
-    fn with_file(
-        dir: &Path,
-        key: AuditKey,
-        kid: String,
-        max_segment_bytes: u64,
-        file: File,
-        segment_len: u64,
-        head: ChainHead,
-    ) -> Store {
-        Store {
+        let store = Store {
             dir: dir.to_owned(),
+            kid: key.id().to_string(),
             key,
-            kid,
             max_segment_bytes,
+            _lock: lock,
             file,
             segment_len,
             head,
             pending: Vec::new(),
             unsynced: false,
-        }
+        };
+        Ok((store, torn))
     }
 
     /// The chain head, counting records appended but not yet written.
@@ -229,6 +226,21 @@ impl Store {
         self.segment_len = 0;
         tracing::debug!(segment = %path.display(), "started a new audit segment");
         Ok(())
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File, OpenError> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::open_lock_file(&path).map_err(|source| OpenError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::Locked {
+            path: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(OpenError::Io { path, source }),
     }
 }
 

@@ -161,3 +161,15 @@ pub(crate) fn break_writes(store: &mut Store, dir: &Path) {
     let (_, newest) = list_segments(dir).unwrap().pop().unwrap();
     store.file = fs::File::open(newest).unwrap();
 }
+
+#[test]
+fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let first = open(dir.path(), &key).unwrap();
+    let err = open(dir.path(), &key).err().unwrap();
+    assert!(matches!(err, OpenError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("another writer"), "{err}");
+    drop(first);
+    open(dir.path(), &key).unwrap();
+}

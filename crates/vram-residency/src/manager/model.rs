@@ -184,14 +184,14 @@ impl<B: VramBackend> VramManager<B> {
             Ok(digest) => digest,
             Err(error) => return Err(self.reject_model(model_ref, sealed, error.into())),
         };
-        if let Some(expected) = options.expected_sha256 {
-            if expected != file_sha256 {
-                let error = SealModelError::FileDigestMismatch {
-                    expected,
-                    found: file_sha256,
-                };
-                return Err(self.reject_model(model_ref, sealed, error));
-            }
+        if let Some(expected) = options.expected_sha256
+            && expected != file_sha256
+        {
+            let error = SealModelError::FileDigestMismatch {
+                expected,
+                found: file_sha256,
+            };
+            return Err(self.reject_model(model_ref, sealed, error));
         }
         let model_ref = model_ref.to_owned();
         Ok(SealedModel {

@@ -90,14 +90,14 @@ impl Table {
 
     /// Stores `entry` and returns the handle that names it.
     pub(crate) fn insert(&mut self, entry: Entry) -> Result<ShardHandle, TableFull> {
-        if let Some(slot_index) = self.free.pop() {
-            if let Some(slot) = self.slots.get_mut(slot_index as usize) {
-                slot.entry = Some(entry);
-                return Ok(ShardHandle {
-                    slot: slot_index,
-                    generation: slot.generation,
-                });
-            }
+        if let Some(slot_index) = self.free.pop()
+            && let Some(slot) = self.slots.get_mut(slot_index as usize)
+        {
+            slot.entry = Some(entry);
+            return Ok(ShardHandle {
+                slot: slot_index,
+                generation: slot.generation,
+            });
         }
         let full = || TableFull {
             slots: u64::try_from(self.slots.len()).unwrap_or(u64::MAX),
