@@ -47,12 +47,14 @@ pub enum OpenError {
         /// What is wrong.
         reason: String,
     },
-    /// The last record was not made with this key, so the chain cannot be
-    /// continued without vouching for records the logger cannot check.
+    /// The last record does not authenticate under this key, so the chain
+    /// cannot be continued without vouching for records the logger cannot
+    /// check. Either the key is the wrong one (the record names another key
+    /// id) or the record was changed.
     #[error(
-        "the last record (seq {seq}) in {path} does not authenticate under key {key_id} \
-         (the record names key {record_key_id}); use the key this log was written with, \
-         or run `sealtrail verify`"
+        "the last record (seq {seq}) in {path} does not authenticate under key {key_id}; \
+         it names key {record_key_id}: if that differs, this is the wrong key file, \
+         otherwise the record was modified (run `sealtrail verify`)"
     )]
     TailNotAuthentic {
         /// The segment.

@@ -331,6 +331,26 @@ pub enum AuditEvent {
         reason: Text,
     },
 
+    /// Every shard of a model file was sealed: the file as a whole, by the
+    /// digest its distribution publishes.
+    #[serde(rename = "model.sealed")]
+    ModelSealed {
+        /// When.
+        timestamp: DateTime<Utc>,
+        /// The worker that sealed it.
+        worker_id: Text,
+        /// The model as named by the caller.
+        model_ref: Text,
+        /// SHA-256 of the whole file, as read while sealing.
+        file_sha256: Digest,
+        /// Size of the file.
+        file_bytes: u64,
+        /// Number of shards sealed.
+        shard_count: u32,
+        /// Where the shards are resident.
+        device: DeviceRef,
+    },
+
     // ----- VRAM ----------------------------------------------------------------
     /// Device memory was allocated for a shard.
     #[serde(rename = "vram.allocated")]
@@ -672,7 +692,7 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event type name, in declaration order.
-    pub const TYPES: [&'static str; 36] = [
+    pub const TYPES: [&'static str; 37] = [
         "auth.success",
         "auth.failure",
         "auth.token_issued",
@@ -685,6 +705,7 @@ impl AuditEvent {
         "task.failed",
         "task.cancelled",
         "model.rejected",
+        "model.sealed",
         "vram.allocated",
         "vram.allocation_failed",
         "vram.sealed",
@@ -745,6 +766,7 @@ impl AuditEvent {
             | E::TaskFailed { timestamp, .. }
             | E::TaskCancelled { timestamp, .. }
             | E::ModelRejected { timestamp, .. }
+            | E::ModelSealed { timestamp, .. }
             | E::VramAllocated { timestamp, .. }
             | E::VramAllocationFailed { timestamp, .. }
             | E::VramSealed { timestamp, .. }
@@ -789,6 +811,7 @@ impl AuditEvent {
             E::TaskFailed { .. } => ("task.failed", Low),
             E::TaskCancelled { .. } => ("task.cancelled", Info),
             E::ModelRejected { .. } => ("model.rejected", High),
+            E::ModelSealed { .. } => ("model.sealed", Info),
             E::VramAllocated { .. } => ("vram.allocated", Info),
             E::VramAllocationFailed { .. } => ("vram.allocation_failed", Medium),
             E::VramSealed { .. } => ("vram.sealed", Info),

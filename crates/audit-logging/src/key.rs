@@ -179,11 +179,12 @@ impl AuditKey {
             path: path.to_owned(),
             source,
         };
+        // O_NONBLOCK: a FIFO in place of the key file must not hang the open.
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
-            .map_err(io_err)?;
+            .map_err(|e| io_err(crate::store::fs::explain_symlink(e)))?;
         check_private(&file, path)?;
         let mut text = Zeroizing::new(String::new());
         file.take(MAX_KEY_FILE_BYTES)
@@ -278,6 +279,32 @@ mod tests {
         let link = dir.path().join("link.key");
         std::os::unix::fs::symlink(&real, &link).unwrap();
         assert!(AuditKey::load(&link).is_err());
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_the_key_file_is_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.key");
+        let made = std::process::Command::new("mkfifo")
+            .arg("-m")
+            .arg("600")
+            .arg(&path)
+            .status();
+        assert!(made.unwrap().success());
+        let err = AuditKey::load(&path).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_refusal_says_what_happened() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.key");
+        AuditKey::generate().unwrap().save_new(&real).unwrap();
+        let link = dir.path().join("link.key");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = AuditKey::load(&link).unwrap_err();
+        let shown = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(shown.contains("symbolic link"), "{shown}");
     }
 
     #[test]

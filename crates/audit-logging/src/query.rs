@@ -4,10 +4,11 @@
 //! hands each one that matches a [`Filter`] to a callback, which may stop the
 //! scan. Memory stays bounded whatever the size of the log.
 //!
-//! With a key, every record is authenticated first and a record that fails
-//! stops the query with [`QueryError::NotAuthentic`]: what is printed was
-//! written by the logger. Without a key the records are only parsed; run
-//! [`verify_dir`](crate::verify_dir) to prove the log before trusting it.
+//! With a key, the query verifies the chain as it reads, exactly as
+//! [`verify_dir`](crate::verify_dir) does (authenticators, numbering, links,
+//! segment names), and stops with [`QueryError::Tampered`] at the first
+//! record that fails: every record handed out before that is part of an
+//! intact chain from record 1. Without a key the records are only parsed.
 
 use std::io::{self, BufReader};
 use std::ops::ControlFlow;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use crate::record::{DecodeError, RawRecord};
 use crate::store::lines::LineReader;
 use crate::store::{fs, list_segments};
+use crate::verify::{Chain, Finding};
 use crate::{AuditEvent, AuditKey, Severity};
 
 /// Which records a [`query`] returns. The default returns all of them.
@@ -94,22 +96,17 @@ pub enum QueryError {
         #[source]
         source: DecodeError,
     },
-    /// A record does not authenticate under the key given.
-    #[error("{path} line {line}: record {seq} does not authenticate; run `sealtrail verify`")]
-    NotAuthentic {
-        /// The segment.
-        path: PathBuf,
-        /// 1-based line number.
-        line: u64,
-        /// The record's sequence number.
-        seq: u64,
-    },
+    /// With a key: the trail fails verification at this record. Nothing
+    /// from that record on was handed to the callback.
+    #[error("the audit trail does not verify: {0}; run `sealtrail verify`")]
+    Tampered(Box<Finding>),
 }
 
 /// Streams matching records of `dir` to `each`; see the [module docs](self).
 ///
-/// A partial last line (a crash not yet recovered) is skipped: it holds no
-/// complete record.
+/// Without a key, a partial last line (a crash not yet recovered) is
+/// skipped: it holds no complete record. With a key it is reported as
+/// [`QueryError::Tampered`], as `verify` would.
 pub fn query(
     dir: &Path,
     filter: &Filter,
@@ -120,28 +117,31 @@ pub fn query(
         let path = path.to_owned();
         move |source| QueryError::Io { path, source }
     };
+    let mut chain = key.map(Chain::new);
     let mut buf = Vec::new();
-    for (_, path) in list_segments(dir).map_err(io_at(dir))? {
+    for (promised, path) in list_segments(dir).map_err(io_at(dir))? {
         let file = fs::open_read(&path).map_err(io_at(&path))?;
         let mut lines = LineReader::new(BufReader::with_capacity(1 << 16, file));
+        let mut first_in_segment = true;
         while let Some(info) = lines.next_line(&mut buf).map_err(io_at(&path))? {
-            if !info.terminated {
-                break;
-            }
-            let decode = |source| QueryError::Decode {
+            let rec = match chain.as_mut() {
+                Some(chain) => chain
+                    .check(&buf, info, promised, first_in_segment, &path)
+                    .map_err(|f| QueryError::Tampered(Box::new(f)))?,
+                // Without a key, a partial last line holds no record to show.
+                None if !info.terminated => break,
+                None => RawRecord::parse(&buf).map_err(|source| QueryError::Decode {
+                    path: path.clone(),
+                    line: info.number,
+                    source,
+                })?,
+            };
+            first_in_segment = false;
+            let event = rec.event().map_err(|source| QueryError::Decode {
                 path: path.clone(),
                 line: info.number,
                 source,
-            };
-            let rec = RawRecord::parse(&buf).map_err(decode)?;
-            if key.is_some_and(|k| !rec.authenticate(k)) {
-                return Err(QueryError::NotAuthentic {
-                    path: path.clone(),
-                    line: info.number,
-                    seq: rec.seq,
-                });
-            }
-            let event = rec.event().map_err(decode)?;
+            })?;
             if !filter.matches(&event) {
                 continue;
             }
@@ -155,6 +155,11 @@ pub fn query(
             if each(record).is_break() {
                 return Ok(());
             }
+        }
+        if first_in_segment && let Some(chain) = &chain {
+            chain
+                .check_empty_segment(promised, &path)
+                .map_err(|f| QueryError::Tampered(Box::new(f)))?;
         }
     }
     Ok(())

@@ -60,6 +60,29 @@ pub enum FindingKind {
     SegmentMismatch,
 }
 
+impl FindingKind {
+    /// The snake_case name used in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Malformed => "malformed",
+            FindingKind::UnsupportedVersion => "unsupported_version",
+            FindingKind::KeyMismatch => "key_mismatch",
+            FindingKind::Modified => "modified",
+            FindingKind::Missing => "missing",
+            FindingKind::OutOfOrder => "out_of_order",
+            FindingKind::BrokenLink => "broken_link",
+            FindingKind::Truncated => "truncated",
+            FindingKind::SegmentMismatch => "segment_mismatch",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The first bad record. See the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -81,7 +104,7 @@ impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:?} at record {} ({}, line {}, byte {}): {}",
+            "{} at record {} ({}, line {}, byte {}): {}",
             self.kind,
             self.expected_seq,
             self.segment.display(),
@@ -105,6 +128,10 @@ pub struct VerifyReport {
     pub last_hash: String,
     /// Logger starts recorded in the chain (the first start included).
     pub logger_starts: u64,
+    /// Clean logger shutdowns recorded in the chain. Fewer stops than
+    /// starts (beyond a logger still running) means a process ended without
+    /// shutting its logger down: a crash, a kill, or a power loss.
+    pub logger_stops: u64,
     /// Torn tails that a logger start cut and recorded.
     pub torn_tails_recovered: u64,
     /// Good records by event type.
@@ -195,12 +222,25 @@ pub fn verify_dir_with_progress(
                 });
             }
         }
+        if first_in_segment && let Err(finding) = chain.check_empty_segment(*promised, path) {
+            chain.report.finding = Some(finding);
+            return Ok(chain.report);
+        }
         progress(Progress {
             done: done.min(total),
             total,
         });
     }
     Ok(chain.report)
+}
+
+/// "record 5 is" or "records 5 to 9 are".
+fn missing_range(first: u64, last: u64) -> String {
+    if first == last {
+        format!("record {first} is")
+    } else {
+        format!("records {first} to {last} are")
+    }
 }
 
 /// Just the event type, read from an authenticated record's event.
@@ -211,7 +251,7 @@ struct EventType<'a> {
 }
 
 /// The running state of a verification.
-struct Chain<'k> {
+pub(crate) struct Chain<'k> {
     key: &'k AuditKey,
     key_id: String,
     last_seq: u64,
@@ -220,7 +260,7 @@ struct Chain<'k> {
 }
 
 impl<'k> Chain<'k> {
-    fn new(key: &'k AuditKey) -> Self {
+    pub(crate) fn new(key: &'k AuditKey) -> Self {
         Chain {
             key,
             key_id: key.id().to_string(),
@@ -232,6 +272,7 @@ impl<'k> Chain<'k> {
                 last_seq: 0,
                 last_hash: hex::encode(GENESIS_HASH),
                 logger_starts: 0,
+                logger_stops: 0,
                 torn_tails_recovered: 0,
                 by_type: BTreeMap::new(),
                 finding: None,
@@ -239,15 +280,50 @@ impl<'k> Chain<'k> {
         }
     }
 
-    /// Checks one line; on success it becomes the chain's head.
-    fn check(
+    /// Why a segment named for record `promised` cannot hold the next
+    /// record, if it cannot.
+    fn segment_mismatch(&self, promised: u64) -> Option<String> {
+        let expected = self.last_seq.saturating_add(1);
+        if promised == expected {
+            None
+        } else if self.last_seq == 0 && promised > 1 {
+            Some(format!(
+                "the log begins with a segment for record {promised}; {} missing",
+                missing_range(1, promised.saturating_sub(1))
+            ))
+        } else {
+            Some(format!(
+                "segment is named for record {promised}, but the next record is {expected}"
+            ))
+        }
+    }
+
+    /// A segment without a single line: fine only under the next record's
+    /// name (a crash right after rotation leaves one).
+    pub(crate) fn check_empty_segment(&self, promised: u64, segment: &Path) -> Result<(), Finding> {
+        match self.segment_mismatch(promised) {
+            None => Ok(()),
+            Some(detail) => Err(Finding {
+                kind: FindingKind::SegmentMismatch,
+                segment: segment.to_owned(),
+                line: 0,
+                offset: 0,
+                expected_seq: self.last_seq.saturating_add(1),
+                detail: format!("empty {detail}"),
+            }),
+        }
+    }
+
+    /// Checks one line; on success it becomes the chain's head and its
+    /// record is returned.
+    pub(crate) fn check(
         &mut self,
         line: &[u8],
         info: LineInfo,
         promised_first: u64,
         first_in_segment: bool,
         segment: &Path,
-    ) -> Result<(), Finding> {
+    ) -> Result<RawRecord, Finding> {
         let expected = self.last_seq.saturating_add(1);
         let finding = |kind, detail: String| Finding {
             kind,
@@ -257,18 +333,7 @@ impl<'k> Chain<'k> {
             expected_seq: expected,
             detail,
         };
-        if first_in_segment && promised_first != expected {
-            let detail = if self.last_seq == 0 {
-                format!(
-                    "the log begins with a segment for record {promised_first}; records 1 to {} are missing",
-                    promised_first.saturating_sub(1)
-                )
-            } else {
-                format!(
-                    "segment is named for record {promised_first}, but the record before it is {}",
-                    self.last_seq
-                )
-            };
+        if first_in_segment && let Some(detail) = self.segment_mismatch(promised_first) {
             return Err(finding(FindingKind::SegmentMismatch, detail));
         }
         if !info.terminated {
@@ -324,9 +389,9 @@ impl<'k> Chain<'k> {
                 (
                     FindingKind::Missing,
                     format!(
-                        "found record {}; records {expected} to {} are missing or moved",
+                        "found record {}; {} missing or moved",
                         rec.seq,
-                        rec.seq.saturating_sub(1)
+                        missing_range(expected, rec.seq.saturating_sub(1))
                     ),
                 )
             } else {
@@ -351,7 +416,7 @@ impl<'k> Chain<'k> {
             ));
         }
         self.accept(&rec, line);
-        Ok(())
+        Ok(rec)
     }
 
     fn accept(&mut self, rec: &RawRecord, line: &[u8]) {
@@ -366,6 +431,7 @@ impl<'k> Chain<'k> {
             .unwrap_or_else(|_| "(unreadable)".to_owned());
         match ty.as_str() {
             "audit.logger_started" => r.logger_starts = r.logger_starts.saturating_add(1),
+            "audit.logger_stopped" => r.logger_stops = r.logger_stops.saturating_add(1),
             "audit.torn_tail_recovered" => {
                 r.torn_tails_recovered = r.torn_tails_recovered.saturating_add(1);
             }
@@ -373,5 +439,35 @@ impl<'k> Chain<'k> {
         }
         let count = r.by_type.entry(ty).or_insert(0);
         *count = count.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finding_kind_names_match_their_json_names() {
+        use FindingKind::*;
+        let all = [
+            Malformed,
+            UnsupportedVersion,
+            KeyMismatch,
+            Modified,
+            Missing,
+            OutOfOrder,
+            BrokenLink,
+            Truncated,
+            SegmentMismatch,
+        ];
+        for kind in all {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
+
+    #[test]
+    fn missing_ranges_read_naturally() {
+        assert_eq!(missing_range(5, 5), "record 5 is");
+        assert_eq!(missing_range(5, 9), "records 5 to 9 are");
     }
 }

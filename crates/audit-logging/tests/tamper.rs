@@ -510,3 +510,25 @@ fn the_untouched_log_verifies_with_its_own_key() {
     assert_eq!((report.records, report.last_seq), (12, 12));
     assert_eq!(report.segments, log.segment_names().len() as u64);
 }
+
+#[test]
+fn an_empty_segment_planted_under_a_wrong_name_is_reported() {
+    let log = Log::write();
+    let last = log.records.last().unwrap().seq;
+    let copy = log.tampered(|dir| {
+        let planted = dir.join(segment_name(last + 1000));
+        fs::write(&planted, b"").unwrap();
+    });
+    let f = finding(copy.path(), &key());
+    assert_eq!(f.kind, FindingKind::SegmentMismatch, "{f}");
+    assert_eq!(f.expected_seq, last + 1);
+    assert!(f.detail.starts_with("empty segment"), "{f}");
+}
+
+#[test]
+fn an_empty_segment_under_the_next_records_name_is_fine() {
+    let log = Log::write();
+    let last = log.records.last().unwrap().seq;
+    let copy = log.tampered(|dir| fs::write(dir.join(segment_name(last + 1)), b"").unwrap());
+    assert!(verify(copy.path(), &key()).is_intact());
+}

@@ -78,7 +78,7 @@ pub struct SealArgs {
     #[command(flatten)]
     pub trail: TrailArgs,
     /// Largest shard, e.g. 64MiB or 1GB; a single larger tensor gets a shard of its own.
-    #[arg(long, default_value = "64MiB")]
+    #[arg(long, default_value = "64MiB", value_parser = parse_shard_size)]
     pub max_shard_bytes: ByteSize,
     /// Refuse the model unless the file's SHA-256 is this (64 hex characters), as its
     /// distribution publishes it.
@@ -106,8 +106,9 @@ pub struct QueryArgs {
     /// Audit directory.
     #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
     pub audit_dir: PathBuf,
-    /// Authenticate every record with this key before printing it. Defaults to
-    /// ./sealtrail.key when that file exists; without a key, records are only parsed.
+    /// Verify the chain with this key while reading (authenticators, order, links), and stop
+    /// with exit 1 at the first record that fails. Defaults to ./sealtrail.key when that file
+    /// exists; without a key, records are only parsed.
     #[arg(long, env = "SEALTRAIL_KEY")]
     pub key: Option<PathBuf>,
     /// Event type to show, e.g. vram.sealed; a trailing dot matches a family (vram.).
@@ -129,6 +130,17 @@ pub struct QueryArgs {
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses a shard size; zero is refused.
+fn parse_shard_size(s: &str) -> Result<ByteSize, String> {
+    let size: ByteSize = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a size like 64MiB: {e}"))?;
+    if size.as_u64() == 0 {
+        return Err("a shard must hold at least one byte".into());
+    }
+    Ok(size)
 }
 
 /// Parses an RFC 3339 time or a plain UTC date.

@@ -7,7 +7,7 @@
 //! | code | meaning |
 //! | --- | --- |
 //! | 0 | success; for `verify`, the trail is intact |
-//! | 1 | verification failed: the trail is tampered, or a seal does not match device memory |
+//! | 1 | verification failed: the trail is tampered, a seal does not match device memory, or a model is not the expected file |
 //! | 2 | usage, input or I/O error (clap's own usage errors also exit 2) |
 
 mod cli;
@@ -44,10 +44,24 @@ fn main() -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::VerificationFailed) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(2)
+            eprintln!("error: {}", output::describe(&err));
+            ExitCode::from(if is_verification_failure(&err) { 1 } else { 2 })
         }
     }
+}
+
+/// Errors that are a verdict rather than a failure to reach one: a model
+/// that is not the expected file, a trail that does not verify.
+fn is_verification_failure(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<vram_residency::SealModelError>(),
+            Some(vram_residency::SealModelError::FileDigestMismatch { .. })
+        ) || matches!(
+            cause.downcast_ref::<audit_logging::query::QueryError>(),
+            Some(audit_logging::query::QueryError::Tampered(_))
+        )
+    })
 }
 
 /// Diagnostics go to stderr, off unless `RUST_LOG` asks for them, so stdout

@@ -1,10 +1,51 @@
-//! Shared output helpers: progress bars on stderr and compact event
-//! summaries for tables.
+//! Shared output helpers: fallible printing, safe display of names the
+//! user or an attacker chose, error chains, progress bars on stderr and
+//! compact event summaries for tables.
 
+use std::error::Error;
+use std::path::Path;
 use std::time::Duration;
+
+use audit_logging::Text;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
+
+/// `println!` that returns an error instead of panicking when stdout is a
+/// closed pipe or a full disk.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        use anyhow::Context as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+            .context("cannot write to standard output")?
+    }};
+}
+pub(crate) use outln;
+
+/// A path as it may be shown on a terminal: control and bidi characters
+/// escaped, so a hostile file name cannot rewrite the screen.
+pub fn shown(path: &Path) -> Text {
+    Text::new(path.display().to_string())
+}
+
+/// An error and its causes on one line, each cause once (library errors
+/// often repeat their source in their own message), made safe to print.
+pub fn describe(err: &anyhow::Error) -> Text {
+    let mut line = String::new();
+    let mut cause: Option<&(dyn Error + 'static)> = Some(err.as_ref());
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    Text::new(line)
+}
 
 /// A byte-counting progress bar on stderr. Hidden when stderr is not a
 /// terminal, so scripts and CI logs get no control sequences.
@@ -71,6 +112,18 @@ mod tests {
             summarize(&v),
             "shard_id=s-1 device.name=sim device.index=0 bytes=12"
         );
+    }
+
+    #[test]
+    fn describe_prints_each_cause_once_and_escapes_control_characters() {
+        let io = std::io::Error::other("disk on fire");
+        let err = anyhow::Error::new(io).context("cannot open \u{1b}[2Jtrail: disk on fire");
+        assert_eq!(
+            describe(&err).as_str(),
+            "cannot open \\u{1b}[2Jtrail: disk on fire"
+        );
+        let err = anyhow::Error::new(std::io::Error::other("root cause")).context("outer");
+        assert_eq!(describe(&err).as_str(), "outer: root cause");
     }
 
     #[test]

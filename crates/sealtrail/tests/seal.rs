@@ -91,7 +91,7 @@ fn human_output_shows_the_digest_and_the_simulation() {
 }
 
 #[test]
-fn a_wrong_expected_digest_refuses_the_model_and_records_it() {
+fn a_wrong_expected_digest_refuses_the_model_before_upload_and_records_it() {
     let Some(model) = real_model() else { return };
     let dir = tempfile::tempdir().unwrap();
     sealtrail(dir.path()).arg("keygen").assert().success();
@@ -99,7 +99,7 @@ fn a_wrong_expected_digest_refuses_the_model_and_records_it() {
         .args(["seal", "--expected-sha256", &"00".repeat(32)])
         .arg(&model)
         .assert()
-        .code(2);
+        .code(1);
     let out = sealtrail(dir.path())
         .args(["query", "--json", "--type", "model.rejected"])
         .assert()
@@ -109,6 +109,15 @@ fn a_wrong_expected_digest_refuses_the_model_and_records_it() {
             .lines()
             .count(),
         1
+    );
+    // Refused before upload: nothing of the wrong model was ever resident.
+    let out = sealtrail(dir.path())
+        .args(["query", "--json", "--type", "vram."])
+        .assert()
+        .success();
+    assert!(
+        out.get_output().stdout.is_empty(),
+        "a rejected model reached device memory"
     );
     sealtrail(dir.path()).arg("verify").assert().success();
 }
@@ -133,6 +142,7 @@ fn sealing_a_file_that_is_not_safetensors_is_a_clear_error() {
 #[test]
 fn sealing_without_a_key_says_how_to_make_one() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.safetensors"), b"any bytes").unwrap();
     let out = sealtrail(dir.path())
         .args(["seal", "x.safetensors"])
         .assert()
@@ -185,4 +195,81 @@ fn every_command_has_help() {
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(text.contains("Exit codes"), "{text}");
     sealtrail(dir.path()).arg("frobnicate").assert().code(2);
+}
+
+#[test]
+fn a_successful_seal_records_the_model_by_its_file_digest_and_full_path() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    sealtrail(dir.path())
+        .arg("seal")
+        .arg(&model)
+        .assert()
+        .success();
+    let out = sealtrail(dir.path())
+        .args(["query", "--json", "--type", "model.sealed"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["event"]["file_sha256"], PUBLISHED_SHA256);
+    let canonical = std::fs::canonicalize(&model).unwrap();
+    assert_eq!(v["event"]["model_ref"], canonical.display().to_string());
+}
+
+#[test]
+fn a_missing_model_leaves_the_trail_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    sealtrail(dir.path())
+        .args(["seal", "missing.safetensors"])
+        .assert()
+        .code(2);
+    assert!(!dir.path().join("sealtrail-audit").exists());
+}
+
+#[test]
+fn hostile_file_names_never_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    let name = "evil\u{1b}[2J\u{202e}gnp.safetensors";
+    let out = sealtrail(dir.path()).args(["seal", name]).assert().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{202e}'),
+        "{err:?}"
+    );
+    assert!(err.contains("\\u{1b}"), "{err}");
+}
+
+#[test]
+fn a_full_stdout_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealtrail"))
+        .current_dir(dir.path())
+        .args(["keygen", "--out", "k.key"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("standard output"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn zero_byte_or_nonsense_shard_sizes_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path())
+        .args(["seal", "--max-shard-bytes", "0", "m"])
+        .assert()
+        .code(2);
+    sealtrail(dir.path())
+        .args(["seal", "--max-shard-bytes", "lots", "m"])
+        .assert()
+        .code(2);
 }

@@ -198,7 +198,7 @@ fn query_rejects_bad_filters_with_usage_errors() {
 }
 
 #[test]
-fn query_with_key_refuses_a_modified_record() {
+fn query_with_key_stops_with_exit_1_at_a_modified_record() {
     let dir = tempfile::tempdir().unwrap();
     trail(dir.path());
     let seg = dir
@@ -211,5 +211,76 @@ fn query_with_key_refuses_a_modified_record() {
         .arg("query")
         .args(args(dir.path()))
         .assert()
+        .code(1);
+}
+
+#[test]
+fn query_with_key_stops_at_a_deleted_or_duplicated_record() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    let seg = dir
+        .path()
+        .join("audit")
+        .join(audit_logging::segment_name(1));
+    let lines: Vec<String> = fs::read_to_string(&seg)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    // Record 5 deleted: 1-4 are intact. Record 5 repeated: 1-5 are.
+    let deleted = [&lines[..4], &lines[5..]].concat();
+    let repeated = [&lines[..5], &lines[4..]].concat();
+    for (damaged, intact_prefix) in [(deleted, 4), (repeated, 5)] {
+        fs::write(&seg, damaged.join("\n") + "\n").unwrap();
+        let out = sealtrail()
+            .arg("query")
+            .args(args(dir.path()))
+            .arg("--json")
+            .assert()
+            .code(1);
+        let printed = String::from_utf8_lossy(&out.get_output().stdout)
+            .lines()
+            .count();
+        assert_eq!(
+            printed, intact_prefix,
+            "only records of the intact prefix are shown"
+        );
+    }
+}
+
+#[test]
+fn query_refuses_filters_that_can_never_match() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    for bad in [
+        &["--type", "nonsense"][..],
+        &["--type", "vram"],
+        &["--type", "VRAM.SEALED"],
+        &["--since", "2026-11-03", "--until", "2026-11-02"],
+    ] {
+        let out = sealtrail()
+            .arg("query")
+            .args(args(dir.path()))
+            .args(bad)
+            .assert()
+            .code(2);
+        assert!(!out.get_output().stderr.is_empty(), "{bad:?}");
+    }
+}
+
+#[test]
+fn verify_json_reports_errors_as_json_too() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    let mut a = args(dir.path());
+    a[1] = dir.path().join("nope").display().to_string();
+    let out = sealtrail()
+        .arg("verify")
+        .args(a)
+        .arg("--json")
+        .assert()
         .code(2);
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["status"], "error");
+    assert!(v["error"].as_str().unwrap().contains("nope"));
 }

@@ -93,6 +93,17 @@ fn seal_model_seals_every_shard_and_digests_the_file() {
         .filter(|t| **t == "vram.sealed")
         .count();
     assert_eq!(sealed, 3);
+    // The model as a whole is on record, by its file digest.
+    let recorded = trail.events().into_iter().find_map(|e| match e {
+        AuditEvent::ModelSealed {
+            file_sha256,
+            file_bytes,
+            shard_count,
+            ..
+        } => Some((file_sha256, file_bytes, shard_count)),
+        _ => None,
+    });
+    assert_eq!(recorded, Some((model.file_sha256, bytes.len() as u64, 3)));
 }
 
 #[test]
@@ -107,7 +118,7 @@ fn matching_expected_digest_is_accepted() {
 }
 
 #[test]
-fn wrong_expected_digest_unseals_everything() {
+fn wrong_expected_digest_is_refused_before_anything_is_uploaded() {
     let trail = common::Trail::open();
     let manager = trail.manager(1 << 20);
     let (path, _) = fixture(&trail);
@@ -129,9 +140,14 @@ fn wrong_expected_digest_unseals_everything() {
         (0, 0)
     );
 
+    // Nothing was allocated, sealed or freed: the model was refused first.
     let types = trail.types();
+    assert_eq!(
+        types.iter().filter(|t| t.starts_with("vram.")).count(),
+        0,
+        "{types:?}"
+    );
     let rejected = types.iter().position(|t| *t == "model.rejected").unwrap();
-    assert_eq!(types[rejected + 1..], ["vram.deallocated"; 3]);
     match &trail.events()[rejected] {
         AuditEvent::ModelRejected { reason, .. } => {
             assert!(reason.as_str().contains(&wrong.to_hex()), "{reason}");

@@ -104,6 +104,15 @@ pub(crate) fn all() -> Vec<AuditEvent> {
             model_ref: "evil.safetensors".into(),
             reason: "digest mismatch".into(),
         },
+        E::ModelSealed {
+            timestamp: t,
+            worker_id: "w-0".into(),
+            model_ref: "minilm".into(),
+            file_sha256: d,
+            file_bytes: 90_868_376,
+            shard_count: 2,
+            device: device(),
+        },
         E::VramAllocated {
             timestamp: t,
             worker_id: "w-0".into(),

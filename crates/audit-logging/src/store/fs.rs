@@ -8,7 +8,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Creates `dir` (and its parents) with mode `0700` if it is missing, and
-/// checks that what is there is a real directory, not a link to one.
+/// checks that what is there is a real directory, not a link to one, that
+/// no other user can write to.
 pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     match fs::symlink_metadata(dir) {
         Ok(meta) if meta.file_type().is_symlink() => Err(io::Error::new(
@@ -18,6 +19,17 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         Ok(meta) if !meta.is_dir() => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "exists and is not a directory",
+        )),
+        // Others reading the directory see only file names (segments are
+        // 0600); others writing to it could delete or replace segments.
+        Ok(meta) if meta.mode() & 0o022 != 0 => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "has mode {:04o}, which lets other users delete or replace segments; \
+                 run `chmod 700 {}`",
+                meta.mode() & 0o7777,
+                dir.display()
+            ),
         )),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -34,6 +46,20 @@ pub(crate) fn open_append(path: &Path) -> io::Result<File> {
         .append(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+        .map_err(explain_symlink)
+}
+
+/// Turns the bare `ELOOP` that `O_NOFOLLOW` gives for a symbolic link into
+/// an error that says what happened and what to do.
+pub(crate) fn explain_symlink(err: io::Error) -> io::Error {
+    if err.raw_os_error() == Some(libc::ELOOP) {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a symbolic link, which is never followed; give the real path",
+        )
+    } else {
+        err
+    }
 }
 
 /// Opens an existing file for reading and writing (to cut a torn tail),
@@ -49,10 +75,13 @@ pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
 /// Opens a file for reading, refusing symbolic links and anything that is not
 /// a regular file.
 pub(crate) fn open_read(path: &Path) -> io::Result<File> {
+    // O_NONBLOCK keeps a FIFO planted in place of a file from hanging the
+    // open; it changes nothing for the regular files that pass the check.
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(explain_symlink)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

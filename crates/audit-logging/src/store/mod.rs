@@ -132,7 +132,7 @@ impl Store {
                 };
                 (file, 0, genesis, None)
             }
-            Some((_, newest)) => {
+            Some((promised, newest)) => {
                 let torn = cut_torn_tail(dir, newest)?;
                 let head = find_head(&segments, &key)?;
                 let io = |source| OpenError::Io {
@@ -142,6 +142,19 @@ impl Store {
                 let file = fs::open_append(newest).map_err(io)?;
                 check_private_file(&file, newest)?;
                 let len = file.metadata().map_err(io)?.len();
+                let next = head.last_seq.saturating_add(1);
+                // An empty newest segment is normal after a crash right after
+                // rotation, but only under the name of the next record;
+                // writing into any other would make a trail that cannot verify.
+                if len == 0 && *promised != next {
+                    return Err(OpenError::CorruptTail {
+                        path: newest.clone(),
+                        reason: format!(
+                            "the newest segment is empty and named for record {promised}, \
+                             but the next record is {next}; move it out of the directory"
+                        ),
+                    });
+                }
                 (file, len, head, torn)
             }
         };

@@ -173,3 +173,29 @@ fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_gone() {
     drop(first);
     open(dir.path(), &key).unwrap();
 }
+
+#[test]
+fn a_directory_others_can_write_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let err = open(dir.path(), &AuditKey::generate().unwrap())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("chmod 700"), "{err}");
+}
+
+#[test]
+fn an_empty_newest_segment_under_the_wrong_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let planted = dir.path().join(segment_name(99_999));
+    fs::write(&planted, b"").unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o600)).unwrap();
+    let err = open(dir.path(), &key).err().unwrap();
+    assert!(matches!(err, OpenError::CorruptTail { .. }), "{err}");
+    assert!(err.to_string().contains("next record is 2"), "{err}");
+}

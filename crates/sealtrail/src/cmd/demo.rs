@@ -23,6 +23,7 @@ use crate::Outcome;
 use crate::cli::DemoArgs;
 use crate::cmd::sealing::{host_manager, print_rows, release_all, seal_with_progress, verify_all};
 use crate::cmd::verify::{print_report, verify_trail};
+use crate::output::{outln, shown};
 
 /// Shard size for the demo: small enough that the sample model has several.
 const DEMO_SHARD_BYTES: u64 = 1 << 20;
@@ -46,10 +47,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
             scratch.path().to_owned()
         }
     };
-    let say = |line: String| {
+    let say = |line: String| -> anyhow::Result<()> {
         if !args.json {
-            println!("{line}");
+            outln!("{line}");
         }
+        Ok(())
     };
 
     let model_path = dir.join("sample-model.safetensors");
@@ -62,8 +64,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
         key.clone(),
     )?);
     let manager = host_manager(Arc::clone(&logger), "demo-worker")?;
-    say(format!("1. wrote a sample model: {}", model_path.display()));
-    say(format!("   backend: {}", manager.backend_info()));
+    say(format!("1. wrote a sample model: {}", shown(&model_path)))?;
+    say(format!("   backend: {}", manager.backend_info()))?;
 
     let options = SealModelOptions::new("sample-model").with_max_shard_bytes(DEMO_SHARD_BYTES);
     let model = seal_with_progress(&manager, &model_path, &options)?;
@@ -71,11 +73,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
         "2. sealed {} shards; file sha256 {}",
         model.shards.len(),
         model.file_sha256
-    ));
+    ))?;
     let clean = verify_all(&manager, &model.shards);
-    say("3. verified every shard against device memory:".into());
+    say("3. verified every shard against device memory:".into())?;
     if !args.json {
-        print_rows(&clean);
+        print_rows(&clean)?;
     }
 
     let victim = model.shards.len() / 2;
@@ -89,20 +91,20 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
         .context("cannot inject the fault")?;
     say(format!(
         "4. flipped one bit at byte {offset} of shard {victim} in device memory"
-    ));
+    ))?;
     let after = verify_all(&manager, &model.shards);
     if !args.json {
-        print_rows(&after);
+        print_rows(&after)?;
     }
 
     release_all(&manager, model.shards.clone())?;
     drop(manager);
     logger.shutdown().context("cannot finish the audit trail")?;
     let report = verify_trail(&audit_dir, &key)?;
-    say("5. verified the audit trail:".into());
+    say("5. verified the audit trail:".into())?;
     if !args.json {
-        print_report(&audit_dir, &report);
-        print_counts(&report.by_type);
+        print_report(&audit_dir, &report)?;
+        print_counts(&report.by_type)?;
     }
 
     let caught = after
@@ -124,15 +126,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
             "audit": report,
             "as_expected": as_expected,
         });
-        println!("{out}");
+        outln!("{out}");
     } else if as_expected {
-        println!("demo complete: the corruption was caught and the audit trail is intact");
+        outln!("demo complete: the corruption was caught and the audit trail is intact");
         match &args.keep {
-            Some(_) => println!("files kept in {}", dir.display()),
-            None => println!("(scratch files removed; pass --keep DIR to keep them)"),
+            Some(_) => outln!("files kept in {}", shown(&dir)),
+            None => outln!("(scratch files removed; pass --keep DIR to keep them)"),
         }
     } else {
-        println!("demo FAILED: the results above are not what sealing promises");
+        outln!("demo FAILED: the results above are not what sealing promises");
     }
     Ok(if as_expected {
         Outcome::Success
@@ -144,9 +146,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
 /// Creates `dir` if needed; refuses one that already holds files, so the
 /// demo never mixes its trail with another.
 fn prepare_kept_dir(dir: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", shown(dir)))?;
     let mut entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", shown(dir)))?;
     if entries.next().is_some() {
         anyhow::bail!(
             "{} is not empty; give --keep a new or empty directory",
@@ -175,13 +177,14 @@ fn write_sample_model(path: &Path) -> anyhow::Result<()> {
         views.push((*name, TensorView::new(Dtype::F32, shape.to_vec(), bytes)?));
     }
     safetensors::serialize_to_file(views, None, path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .with_context(|| format!("cannot write {}", shown(path)))?;
     Ok(())
 }
 
-fn print_counts(by_type: &BTreeMap<String, u64>) {
-    println!("  events by type:");
+fn print_counts(by_type: &BTreeMap<String, u64>) -> anyhow::Result<()> {
+    outln!("  events by type:");
     for (ty, n) in by_type {
-        println!("    {n:>4}  {ty}");
+        outln!("    {n:>4}  {ty}");
     }
+    Ok(())
 }

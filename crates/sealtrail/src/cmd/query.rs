@@ -5,26 +5,23 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::Context;
+use audit_logging::AuditEvent;
 use audit_logging::query::{Filter, QueriedRecord, query};
 
 use crate::Outcome;
 use crate::cli::{DEFAULT_KEY_FILE, QueryArgs};
 use crate::cmd::verify::load_key;
-use crate::output::summarize;
+use crate::output::{shown, summarize};
 
 pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
+    let filter = filter(args)?;
     let default_key = Path::new(DEFAULT_KEY_FILE);
     let key_path = args
         .key
         .as_deref()
-        .or(default_key.exists().then_some(default_key));
+        .or(default_key.is_file().then_some(default_key));
     let key = key_path.map(load_key).transpose()?;
-    let filter = Filter {
-        types: args.types.clone(),
-        min_severity: args.severity,
-        since: args.since,
-        until: args.until,
-    };
+
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if !args.json {
@@ -34,13 +31,13 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
             "SEQ", "TIME", "SEVERITY", "TYPE"
         )?;
     }
-    let mut shown = 0u64;
+    let mut shown_count = 0u64;
     let mut write_err = None;
-    query(&args.audit_dir, &filter, key.as_ref(), |record| {
-        if args.limit.is_some_and(|limit| shown >= limit) {
+    let read = query(&args.audit_dir, &filter, key.as_ref(), |record| {
+        if args.limit.is_some_and(|limit| shown_count >= limit) {
             return ControlFlow::Break(());
         }
-        shown = shown.saturating_add(1);
+        shown_count = shown_count.saturating_add(1);
         match print_record(&mut out, &record, args.json) {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => {
@@ -48,30 +45,53 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
                 ControlFlow::Break(())
             }
         }
-    })
-    .with_context(|| {
-        format!(
-            "cannot read the audit trail in {}",
-            args.audit_dir.display()
-        )
-    })?;
-    if let Some(e) = write_err {
+    });
+    // What was printed before a failure stays printed.
+    let flushed = out.flush();
+    read.with_context(|| format!("cannot read the audit trail in {}", shown(&args.audit_dir)))?;
+    if let Some(e) = write_err.or(flushed.err()) {
         // A closed pipe (`| head`) is the reader's choice, not an error.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e.into());
+            return Err(anyhow::Error::new(e).context("cannot write to standard output"));
         }
     }
-    out.flush().or_else(|e| {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
-    if key.is_none() && !args.json {
-        eprintln!("note: records were not authenticated; pass --key to check each one");
+    if key.is_none() {
+        eprintln!("note: the chain was not verified; pass --key to verify it while reading");
     }
     Ok(Outcome::Success)
+}
+
+/// The library filter for the command line, refusing filters that can only
+/// ever match nothing (a misspelt type, an empty time range).
+fn filter(args: &QueryArgs) -> anyhow::Result<Filter> {
+    for ty in &args.types {
+        let known = AuditEvent::TYPES.iter().any(|t| {
+            if ty.ends_with('.') {
+                t.starts_with(ty.as_str())
+            } else {
+                t == ty
+            }
+        });
+        if !known {
+            anyhow::bail!(
+                "no event type is {:?}; use a name like vram.sealed or a family like vram. \
+                 (one of: {})",
+                audit_logging::Text::new(ty),
+                AuditEvent::TYPES.join(", ")
+            );
+        }
+    }
+    if let (Some(since), Some(until)) = (args.since, args.until)
+        && since >= until
+    {
+        anyhow::bail!("--since {since} is not before --until {until}; nothing could match");
+    }
+    Ok(Filter {
+        types: args.types.clone(),
+        min_severity: args.severity,
+        since: args.since,
+        until: args.until,
+    })
 }
 
 fn print_record(out: &mut impl Write, record: &QueriedRecord, json: bool) -> std::io::Result<()> {

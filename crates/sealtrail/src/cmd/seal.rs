@@ -11,26 +11,34 @@ use crate::Outcome;
 use crate::cli::SealArgs;
 use crate::cmd::sealing::{host_manager, print_rows, release_all, seal_with_progress, verify_all};
 use crate::cmd::verify::load_key;
+use crate::output::{outln, shown};
 
 pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
+    // Input first: a typo in the path must not open, or write to, the trail.
+    let model_path = std::fs::canonicalize(&args.model)
+        .with_context(|| format!("cannot open the model {}", shown(&args.model)))?;
+    if !model_path.is_file() {
+        anyhow::bail!("the model {} is not a regular file", shown(&args.model));
+    }
     let key = load_key(&args.trail.key)?;
     let dir = &args.trail.audit_dir;
     let logger = Arc::new(
         AuditLogger::open(LoggerConfig::new(dir), key)
-            .with_context(|| format!("cannot open the audit trail in {}", dir.display()))?,
+            .with_context(|| format!("cannot open the audit trail in {}", shown(dir)))?,
     );
     let manager = host_manager(Arc::clone(&logger), &args.worker_id)?;
     let info = manager.backend_info().clone();
     if !args.json {
-        println!("backend: {info}");
+        outln!("backend: {info}");
     }
 
-    let mut options = SealModelOptions::new(args.model.display().to_string())
-        .with_max_shard_bytes(args.max_shard_bytes.as_u64().max(1));
+    // The trail names the model by its full path, so it says which file it was.
+    let mut options = SealModelOptions::new(model_path.display().to_string())
+        .with_max_shard_bytes(args.max_shard_bytes.as_u64());
     if let Some(expected) = &args.expected_sha256 {
         options = options.with_expected_sha256(*expected);
     }
-    let model = seal_with_progress(&manager, &args.model, &options)?;
+    let model = seal_with_progress(&manager, &model_path, &options)?;
     let rows = verify_all(&manager, &model.shards);
     let all_verified = rows.iter().all(|r| r.verified);
 
@@ -40,7 +48,7 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
 
     if args.json {
         let out = json!({
-            "model": args.model,
+            "model": model_path,
             "file_sha256": model.file_sha256.to_hex(),
             "file_bytes": model.file_bytes,
             "backend": info.device.kind.name(),
@@ -51,19 +59,15 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
             "audit_dir": dir,
             "audit_last_seq": report.last_seq,
         });
-        println!("{out}");
+        outln!("{out}");
     } else {
-        println!(
-            "model: {} ({} bytes)",
-            args.model.display(),
-            model.file_bytes
-        );
-        println!("file sha256: {}", model.file_sha256);
-        println!("shards: {}", rows.len());
-        print_rows(&rows);
-        println!(
+        outln!("model: {} ({} bytes)", shown(&model_path), model.file_bytes);
+        outln!("file sha256: {}", model.file_sha256);
+        outln!("shards: {}", rows.len());
+        print_rows(&rows)?;
+        outln!(
             "audit trail: {} (last record {}); check it with `sealtrail verify`",
-            dir.display(),
+            shown(dir),
             report.last_seq
         );
     }

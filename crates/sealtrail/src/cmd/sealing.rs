@@ -12,7 +12,7 @@ use vram_residency::{
     VramManager,
 };
 
-use crate::output::byte_bar;
+use crate::output::{byte_bar, describe, outln, shown};
 
 /// A manager on the host-memory simulation, the only backend so far, with a
 /// fresh seal key.
@@ -47,7 +47,7 @@ pub fn seal_with_progress(
         _ => {}
     });
     bar.finish_and_clear();
-    result.with_context(|| format!("cannot seal {}", path.display()))
+    result.with_context(|| format!("cannot seal {}", shown(path)))
 }
 
 /// One shard's line in the output.
@@ -68,7 +68,10 @@ pub fn verify_all(manager: &VramManager<HostBackend>, shards: &[SealedShard]) ->
     shards
         .iter()
         .map(|shard| {
-            let failure = manager.verify_sealed(shard).err().map(|e| e.to_string());
+            let failure = manager
+                .verify_sealed(shard)
+                .err()
+                .map(|e| describe(&anyhow::Error::new(e)).to_string());
             ShardRow {
                 index: shard.shard_index,
                 shard_id: shard.shard_id.clone(),
@@ -81,21 +84,28 @@ pub fn verify_all(manager: &VramManager<HostBackend>, shards: &[SealedShard]) ->
         .collect()
 }
 
-pub fn print_rows(rows: &[ShardRow]) {
-    println!(
+/// Prints the shard table. The digest column is what the seal recorded; a
+/// failed row says what device memory holds instead.
+pub fn print_rows(rows: &[ShardRow]) -> anyhow::Result<()> {
+    outln!(
         "  {:>5}  {:>12}  {:<64}  RESULT",
-        "SHARD", "BYTES", "DIGEST (SHA-256 of device copy)"
+        "SHARD",
+        "BYTES",
+        "SEALED DIGEST (SHA-256)"
     );
     for row in rows {
         let result = match &row.failure {
             None => "verified".to_owned(),
             Some(why) => format!("FAILED: {why}"),
         };
-        println!(
+        outln!(
             "  {:>5}  {:>12}  {:<64}  {result}",
-            row.index, row.bytes, row.digest
+            row.index,
+            row.bytes,
+            row.digest
         );
     }
+    Ok(())
 }
 
 /// Frees every shard, reporting the first failure.

@@ -4,20 +4,32 @@ use std::path::Path;
 
 use anyhow::Context;
 use audit_logging::AuditKey;
-use audit_logging::verify::{VerifyReport, verify_dir_with_progress};
+use audit_logging::verify::{FindingKind, VerifyReport, verify_dir_with_progress};
 use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::VerifyArgs;
-use crate::output::byte_bar;
+use crate::output::{byte_bar, describe, outln, shown};
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
-    let key = load_key(&args.trail.key)?;
-    let report = verify_trail(&args.trail.audit_dir, &key)?;
+    let dir = &args.trail.audit_dir;
+    let checked = load_key(&args.trail.key).and_then(|key| verify_trail(dir, &key));
+    let report = match checked {
+        Ok(report) => report,
+        // Scripts asked for JSON: they get JSON, and still exit 2.
+        Err(err) if args.json => {
+            outln!(
+                "{}",
+                json!({ "audit_dir": dir, "status": "error", "error": describe(&err) })
+            );
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
     if args.json {
-        println!("{}", report_json(&args.trail.audit_dir, &report));
+        outln!("{}", report_json(dir, &report));
     } else {
-        print_report(&args.trail.audit_dir, &report);
+        print_report(dir, &report)?;
     }
     Ok(if report.is_intact() {
         Outcome::Success
@@ -26,16 +38,16 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Loads the audit key, saying how to make one when it is missing.
+/// Loads the audit key, saying what to do when it is missing.
 pub fn load_key(path: &Path) -> anyhow::Result<AuditKey> {
     if !path.exists() {
         anyhow::bail!(
-            "no audit key at {}; create one with `sealtrail keygen --out {}` or pass --key",
-            path.display(),
-            path.display()
+            "no audit key at {p}: pass --key with the key the trail was written with; \
+             for a new trail, create one with `sealtrail keygen --out {p}`",
+            p = shown(path)
         );
     }
-    Ok(AuditKey::load(path)?)
+    AuditKey::load(path).with_context(|| format!("cannot load the audit key {}", shown(path)))
 }
 
 /// Verifies `dir` with a progress bar.
@@ -45,9 +57,9 @@ pub fn verify_trail(dir: &Path, key: &AuditKey) -> anyhow::Result<VerifyReport> 
         bar.set_length(p.total);
         bar.set_position(p.done);
     })
-    .with_context(|| format!("cannot verify the audit trail in {}", dir.display()))?;
+    .with_context(|| format!("cannot verify the audit trail in {}", shown(dir)));
     bar.finish_and_clear();
-    Ok(report)
+    report
 }
 
 pub fn report_json(dir: &Path, report: &VerifyReport) -> serde_json::Value {
@@ -58,30 +70,38 @@ pub fn report_json(dir: &Path, report: &VerifyReport) -> serde_json::Value {
     })
 }
 
-pub fn print_report(dir: &Path, report: &VerifyReport) {
+pub fn print_report(dir: &Path, report: &VerifyReport) -> anyhow::Result<()> {
     let status = if report.is_intact() {
         "INTACT"
     } else {
         "TAMPERED"
     };
-    println!("audit trail {}: {status}", dir.display());
-    println!(
-        "  segments {}  records verified {}  last seq {}  logger starts {}  torn tails recovered {}",
+    outln!("audit trail {}: {status}", shown(dir));
+    outln!(
+        "  segments {}  records verified {}  last seq {}",
         report.segments,
         report.records,
-        report.last_seq,
+        report.last_seq
+    );
+    outln!(
+        "  logger starts {}  clean stops {}  torn tails recovered {}",
         report.logger_starts,
+        report.logger_stops,
         report.torn_tails_recovered
     );
-    println!("  head {}", report.last_hash);
+    outln!("  head {}", report.last_hash);
     if let Some(f) = &report.finding {
-        println!("  first bad record: {}", f.expected_seq);
-        println!(
+        outln!("  first bad record: {}", f.expected_seq);
+        outln!(
             "    where: {} line {} (byte {})",
-            f.segment.display(),
+            shown(&f.segment),
             f.line,
             f.offset
         );
-        println!("    what:  {:?}: {}", f.kind, f.detail);
+        outln!("    what:  {}: {}", f.kind, f.detail);
+        if f.kind == FindingKind::KeyMismatch {
+            outln!("    if the key file is the wrong one, pass the right one with --key");
+        }
     }
+    Ok(())
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use audit_logging::{AuditEvent, AuditLogger, DeviceRef, Digest, DigestMismatch, Severity, Text};
 use chrono::Utc;
 
+use crate::SealedModel;
 use crate::seal::SealedShard;
 
 pub(crate) struct Auditor {
@@ -158,6 +159,18 @@ impl Auditor {
             shard_id: shard_id.map(Into::into),
             action_taken: action_taken.into(),
             severity: Severity::High,
+        });
+    }
+
+    pub(crate) fn model_sealed(&self, model: &SealedModel) {
+        self.emit(AuditEvent::ModelSealed {
+            timestamp: Utc::now(),
+            worker_id: self.worker_id.clone(),
+            model_ref: model.model_ref.as_str().into(),
+            file_sha256: model.file_sha256,
+            file_bytes: model.file_bytes,
+            shard_count: u32::try_from(model.shards.len()).unwrap_or(u32::MAX),
+            device: self.device.clone(),
         });
     }
 

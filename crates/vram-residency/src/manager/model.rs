@@ -135,6 +135,20 @@ impl<B: VramBackend> VramManager<B> {
         progress: &mut dyn FnMut(SealProgress<'_>),
     ) -> Result<SealedModel, SealModelError> {
         let model_ref = options.model_ref.as_str();
+        // With an expected digest, the file is checked before anything is
+        // uploaded, so a wrong model never becomes resident or sealed. It is
+        // digested again while sealing, which catches a file that changes
+        // in between.
+        if let Some(expected) = options.expected_sha256 {
+            let found = match crate::model::file_sha256(path) {
+                Ok(found) => found,
+                Err(error) => return Err(self.reject_model(model_ref, Vec::new(), error.into())),
+            };
+            if found != expected {
+                let error = SealModelError::FileDigestMismatch { expected, found };
+                return Err(self.reject_model(model_ref, Vec::new(), error));
+            }
+        }
         let opened = ModelReader::open(path).and_then(|reader| {
             let plan = reader.layout().plan(options.max_shard_bytes)?;
             Ok((reader, plan))
@@ -193,13 +207,14 @@ impl<B: VramBackend> VramManager<B> {
             };
             return Err(self.reject_model(model_ref, sealed, error));
         }
-        let model_ref = model_ref.to_owned();
-        Ok(SealedModel {
-            model_ref,
+        let model = SealedModel {
+            model_ref: model_ref.to_owned(),
             file_sha256,
             file_bytes,
             shards: sealed,
-        })
+        };
+        self.audit.model_sealed(&model);
+        Ok(model)
     }
 
     /// Records the model as rejected and unseals what was sealed of it.
