@@ -26,6 +26,11 @@
 //!   authenticators, numbering and links, and names the first bad record
 //!   ([`verify::Finding`]). [`query::query`] reads events back by type,
 //!   severity and time.
+//! - Building blocks for what a local check cannot prove: [`merkle`] is an
+//!   RFC 9162 Merkle tree with inclusion and consistency proofs, and
+//!   [`checkpoint`] signs and opens tree heads in the C2SP `tlog-checkpoint`
+//!   and `signed-note` formats with Ed25519, so that tools outside sealtrail
+//!   can check them.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -51,8 +56,9 @@
 //! # Limitations
 //!
 //! - The record key does not evolve yet: whoever steals the key file can
-//!   rewrite the whole chain. Forward-secure keys and signed checkpoints are
-//!   the next step.
+//!   rewrite the whole chain. The logger does not yet build the Merkle tree
+//!   over its records or write signed checkpoints; [`merkle`] and
+//!   [`checkpoint`] are tested on their own, not wired in.
 //! - Removing the newest records from the end of the log is not detectable by
 //!   a local check alone (nothing outside the log remembers the head yet).
 //! - Records are fsynced at most [`SYNC_INTERVAL`] after they are written, or
@@ -76,10 +82,12 @@
     )
 )]
 
+pub mod checkpoint;
 mod error;
 pub mod event;
 pub mod key;
 pub mod logger;
+pub mod merkle;
 pub mod query;
 pub mod record;
 mod store;
