@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use audit_logging::query::{self, Filter};
+use audit_logging::forward::EpochKey;
 use audit_logging::record::RawRecord;
 use audit_logging::{AuditKey, segment_name, verify_dir};
 use libfuzzer_sys::fuzz_target;
@@ -29,20 +30,22 @@ fn scratch() -> &'static Path {
         .path()
 }
 
-fn decode(line: &[u8], key: &AuditKey) {
+fn decode(line: &[u8], key: &EpochKey) {
     if let Ok(rec) = RawRecord::parse(line) {
         let _ = rec.authenticate(key);
+        let _ = rec.authenticate_handover(key);
         let _ = rec.event();
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     let key = AuditKey::from_bytes(KEY);
+    let epoch_key = EpochKey::first(&key);
 
     // The record decoder, on the whole input and on each line of it.
-    decode(data, &key);
+    decode(data, &epoch_key);
     for line in data.split(|&b| b == b'\n') {
-        decode(line, &key);
+        decode(line, &epoch_key);
     }
 
     // The segment readers, on the input as a segment file.

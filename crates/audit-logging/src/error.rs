@@ -66,6 +66,32 @@ pub enum OpenError {
         /// The id of the key given to the logger.
         key_id: String,
     },
+    /// The writer key file exists but cannot be used.
+    #[error("cannot use the writer key of the audit store")]
+    WriterKey(#[source] crate::KeyError),
+    /// The directory holds a trail started from another audit key.
+    #[error(
+        "the audit trail in {path} was started with audit key {trail_key_id}, not {key_id}; \
+         use that trail's key or another directory"
+    )]
+    ForeignTrail {
+        /// The store's directory.
+        path: PathBuf,
+        /// The audit key the trail belongs to.
+        trail_key_id: String,
+        /// The audit key given.
+        key_id: String,
+    },
+    /// Resuming needs the writer key, and the directory has none: a new
+    /// trail, or one whose writer key was removed, needs the audit key.
+    #[error(
+        "the audit store {path} has no writer key (writer.key); open it with the audit key \
+         (sealtrail: --key) to start or rebuild the chain"
+    )]
+    NoWriterKey {
+        /// The store's directory.
+        path: PathBuf,
+    },
     /// The log has used every sequence number.
     #[error("the audit log in {path} has no sequence numbers left; start a new log directory")]
     SequenceExhausted {

@@ -19,9 +19,13 @@
 //! - The store is a directory of append-only segment files, one JSON record
 //!   per line (see [`record`] for the layout). Each record has a sequence
 //!   number that continues across restarts, the SHA-256 of the line before
-//!   it, and an HMAC-SHA256 under an [`AuditKey`] that lives in a separate
-//!   file. A crash that leaves half a record is repaired on the next start
-//!   and the repair itself is recorded.
+//!   it, and an HMAC-SHA256 under a *forward-secure* key ([`forward`]): a
+//!   chain of epoch keys that starts from the [`AuditKey`] and only runs
+//!   forward, so whoever steals the writer's current key cannot rewrite an
+//!   earlier epoch. The audit key is needed to start a trail and to verify
+//!   it, not to continue it ([`AuditLogger::resume`]), so it can be kept off
+//!   the host. A crash that leaves half a record is repaired on the next
+//!   start and the repair itself is recorded.
 //! - [`verify_dir`] proves a directory: it streams every record, checks
 //!   authenticators, numbering and links, and names the first bad record
 //!   ([`verify::Finding`]). [`query::query`] reads events back by type,
@@ -55,10 +59,15 @@
 //!
 //! # Limitations
 //!
-//! - The record key does not evolve yet: whoever steals the key file can
-//!   rewrite the whole chain. The logger does not yet build the Merkle tree
-//!   over its records or write signed checkpoints; [`merkle`] and
+//! - A thief of the writer key can rewrite the current key epoch (up to
+//!   [`forward::DEFAULT_EPOCH_RECORDS`] records or
+//!   [`forward::DEFAULT_EPOCH_INTERVAL`] by default); a thief of the audit
+//!   key can rewrite everything. The logger does not yet build the Merkle
+//!   tree over its records or write signed checkpoints; [`merkle`] and
 //!   [`checkpoint`] are tested on their own, not wired in.
+//! - Old epoch keys are overwritten in memory and the key file is replaced
+//!   by rename; whether the old file's blocks are really gone is up to the
+//!   file system and the disk.
 //! - Removing the newest records from the end of the log is not detectable by
 //!   a local check alone (nothing outside the log remembers the head yet).
 //! - Records are fsynced at most [`SYNC_INTERVAL`] after they are written, or
@@ -85,6 +94,7 @@
 pub mod checkpoint;
 mod error;
 pub mod event;
+pub mod forward;
 pub mod key;
 pub mod logger;
 pub mod merkle;

@@ -31,7 +31,8 @@ use std::time::Duration;
 use chrono::Utc;
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::store::Store;
+use crate::forward::{DEFAULT_EPOCH_INTERVAL, DEFAULT_EPOCH_RECORDS};
+use crate::store::{Store, StoreConfig};
 use crate::writer::{Control, Shared, Writer};
 use crate::{AuditEvent, AuditKey, EmitError, FlushError, OpenError};
 
@@ -57,6 +58,8 @@ pub struct LoggerConfig {
     dir: PathBuf,
     queue_capacity: usize,
     max_segment_bytes: u64,
+    epoch_records: u64,
+    epoch_interval: Duration,
 }
 
 impl LoggerConfig {
@@ -67,6 +70,8 @@ impl LoggerConfig {
             dir: dir.into(),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+            epoch_records: DEFAULT_EPOCH_RECORDS,
+            epoch_interval: DEFAULT_EPOCH_INTERVAL,
         }
     }
 
@@ -82,6 +87,25 @@ impl LoggerConfig {
     pub fn max_segment_bytes(mut self, bytes: u64) -> Self {
         self.max_segment_bytes = bytes.max(1);
         self
+    }
+
+    /// Sets how often the record key evolves: after `records` records or
+    /// `interval` of time, whichever comes first (see [`crate::forward`]).
+    /// A key thief can rewrite at most the current epoch; each evolution
+    /// costs one fsynced replacement of the writer key file.
+    #[must_use]
+    pub fn epoch(mut self, records: u64, interval: Duration) -> Self {
+        self.epoch_records = records.max(1);
+        self.epoch_interval = interval;
+        self
+    }
+
+    fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            max_segment_bytes: self.max_segment_bytes,
+            epoch_records: self.epoch_records,
+            epoch_interval: self.epoch_interval,
+        }
     }
 
     /// The store's directory.
@@ -149,7 +173,23 @@ impl AuditLogger {
     /// Continues the existing chain (after cutting and recording a torn tail
     /// left by a crash), or starts a new one. The first record this logger
     /// writes, before returning, is `audit.logger_started`.
+    ///
+    /// `key` is the audit key the trail's key chain starts from (see
+    /// [`crate::forward`]). A trail that exists can also be continued
+    /// without it, with [`resume`](Self::resume), so that the audit key can
+    /// live off the host.
     pub fn open(config: LoggerConfig, key: AuditKey) -> Result<Self, OpenError> {
+        Self::start(config, Some(&key))
+    }
+
+    /// Continues an existing trail with the writer key kept in its
+    /// directory, without the audit key. Fails with
+    /// [`OpenError::NoWriterKey`] for a directory that has none.
+    pub fn resume(config: LoggerConfig) -> Result<Self, OpenError> {
+        Self::start(config, None)
+    }
+
+    fn start(config: LoggerConfig, key: Option<&AuditKey>) -> Result<Self, OpenError> {
         let (store, shared) = start_chain(&config, key)?;
         let (events_tx, events_rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
@@ -301,8 +341,11 @@ impl Drop for AuditLogger {
 /// Opens the store and writes the opening records: `audit.logger_started`,
 /// and `audit.torn_tail_recovered` when a torn tail was cut. They are fsynced
 /// before the logger accepts events, so every start is on record.
-fn start_chain(config: &LoggerConfig, key: AuditKey) -> Result<(Store, Arc<Shared>), OpenError> {
-    let (mut store, torn) = Store::open(&config.dir, key, config.max_segment_bytes)?;
+fn start_chain(
+    config: &LoggerConfig,
+    key: Option<&AuditKey>,
+) -> Result<(Store, Arc<Shared>), OpenError> {
+    let (mut store, torn) = Store::open(&config.dir, key, config.store_config())?;
     let resumed_after = store.head().last_seq;
     let io_err = |source| OpenError::Io {
         path: config.dir.clone(),

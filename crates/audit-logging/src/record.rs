@@ -3,30 +3,39 @@
 //! A record line looks like this (wrapped here; on disk it is one line):
 //!
 //! ```text
-//! {"v":1,"seq":42,"ts":"2026-12-03T18:45:51.123456Z","kid":"1f0c9a7e5d3b2a10",
+//! {"v":2,"seq":42,"ts":"2026-12-03T18:45:51.123456Z","kid":"1f0c9a7e5d3b2a10","ep":3,
 //!  "prev":"<64 hex>","event":{"type":"vram.sealed",...},"mac":"<64 hex>"}
 //! ```
 //!
 //! - `v` is [`SCHEMA_VERSION`]; `seq` counts records from 1 across restarts
 //!   and segments; `ts` is when the writer wrote the record.
-//! - `kid` names the key that made `mac`.
+//! - `kid` names the audit key the log's key chain started from, and `ep`
+//!   the epoch of that chain whose key made `mac` (see [`forward`](crate::forward)).
+//! - `xmac`, only on the first record of an epoch after the first, is
+//!   HMAC-SHA256 under the *previous* epoch's key over [`XMAC_DOMAIN`] and the
+//!   body without `xmac`: the outgoing key's consent to the handover, which
+//!   a thief of a later key cannot forge. It is the body's last field.
 //! - `prev` is the SHA-256 of the previous record's whole line (without its
 //!   newline), or 64 zeros for the first record: deleting, inserting or
 //!   reordering lines breaks the link.
-//! - `mac` is HMAC-SHA256 over [`MAC_DOMAIN`] followed by the *body*: the line
-//!   up to the mac field, closed with `}`. The mac field is always last and
-//!   has a fixed length, so the verifier recovers the exact bytes that were
-//!   authenticated without re-serializing anything.
+//! - `mac` is HMAC-SHA256 under the epoch key over [`MAC_DOMAIN`] followed
+//!   by the *body*: the line up to the mac field, closed with `}`. The mac
+//!   field is always last and has a fixed length, so the verifier recovers
+//!   the exact bytes that were authenticated without re-serializing anything.
+//!
+//! Version 1, without `ep`, was keyed by the audit key directly; it is not
+//! read any more.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
-use crate::{AuditEvent, AuditKey};
+use crate::AuditEvent;
+use crate::forward::EpochKey;
 
 /// Version of the record layout; readers refuse versions they do not know.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Largest record line a reader accepts, in bytes.
 ///
@@ -79,8 +88,10 @@ struct Header {
     seq: u64,
     ts: DateTime<Utc>,
     kid: String,
+    ep: u64,
     prev: String,
     event: Box<RawValue>,
+    xmac: Option<String>,
 }
 
 /// A record line split into its parts, not yet authenticated.
@@ -92,11 +103,14 @@ pub struct RawRecord {
     pub ts: DateTime<Utc>,
     /// Id of the key that claims to have made the mac.
     pub kid: String,
+    /// The key epoch whose key claims to have made the mac.
+    pub epoch: u64,
     /// Hash of the previous line.
     pub prev: [u8; 32],
     /// The event's JSON, exactly as stored.
     pub event: Box<RawValue>,
     body: String,
+    xmac: Option<[u8; 32]>,
     mac: [u8; 32],
 }
 
@@ -120,6 +134,14 @@ impl RawRecord {
         body.push('}');
         let header: Header =
             serde_json::from_str(&body).map_err(|e| DecodeError::Body(e.to_string()))?;
+        // A handover mac, when there is one, must be the body's last field,
+        // so that the bytes it covers are the body without it.
+        let xmac = parse_xmac_suffix(prefix);
+        if header.xmac.is_some() != xmac.is_some() {
+            return Err(DecodeError::Body(
+                "\"xmac\" must be the last field before \"mac\", in lowercase hex".into(),
+            ));
+        }
         if header.v != SCHEMA_VERSION {
             return Err(DecodeError::UnsupportedVersion { found: header.v });
         }
@@ -130,23 +152,80 @@ impl RawRecord {
             seq: header.seq,
             ts: header.ts,
             kid: header.kid,
+            epoch: header.ep,
             prev,
             event: header.event,
             body,
+            xmac,
             mac,
         })
     }
 
     /// Whether the record's mac was made by `key` over this record's body.
     /// Constant-time in the mac.
-    pub fn authenticate(&self, key: &AuditKey) -> bool {
-        key.verify_mac(&mac_input(self.body.as_bytes()), &self.mac)
+    ///
+    /// `key` must be the key of the record's own epoch: a key of any other
+    /// epoch fails.
+    pub fn authenticate(&self, key: &EpochKey) -> bool {
+        key.epoch() == self.epoch && key.verify_mac(&mac_input(self.body.as_bytes()), &self.mac)
+    }
+
+    /// Whether this record opens a new key epoch.
+    pub fn is_handover(&self) -> bool {
+        self.xmac.is_some()
+    }
+
+    /// Whether this record opens its epoch with the consent of the previous
+    /// epoch's key: its `xmac` was made by `previous` (which must be the key
+    /// of the epoch just before the record's) over the body without `xmac`.
+    /// Constant-time in the mac.
+    pub fn authenticate_handover(&self, previous: &EpochKey) -> bool {
+        let Some(xmac) = &self.xmac else {
+            return false;
+        };
+        let Some(core) = self
+            .body
+            .len()
+            .checked_sub(XMAC_FIELD_LEN.saturating_add(1))
+        else {
+            return false;
+        };
+        let Some(core) = self.body.get(..core) else {
+            return false;
+        };
+        let mut input = Vec::with_capacity(XMAC_DOMAIN.len().saturating_add(self.body.len()));
+        input.extend_from_slice(XMAC_DOMAIN);
+        input.extend_from_slice(core.as_bytes());
+        input.push(b'}');
+        previous.epoch().checked_add(1) == Some(self.epoch) && previous.verify_mac(&input, xmac)
     }
 
     /// Parses the event. Fails for event types this version does not know.
     pub fn event(&self) -> Result<AuditEvent, DecodeError> {
         serde_json::from_str(self.event.get()).map_err(|e| DecodeError::Body(e.to_string()))
     }
+}
+
+/// `,"xmac":"` + 64 hex + `"`.
+const XMAC_FIELD_LEN: usize = 9 + 64 + 1;
+
+/// Prepended to the body a handover mac covers, so it can never be mistaken
+/// for a record mac made with the same key.
+pub const XMAC_DOMAIN: &[u8] = b"sealtrail/handover/v1\0";
+
+/// The handover mac at the end of a body prefix, if there is one.
+fn parse_xmac_suffix(prefix: &[u8]) -> Option<[u8; 32]> {
+    let start = prefix.len().checked_sub(XMAC_FIELD_LEN)?;
+    let hex_part = prefix
+        .get(start..)?
+        .strip_prefix(b",\"xmac\":\"")?
+        .strip_suffix(b"\"")?;
+    if hex_part.iter().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut xmac = [0u8; 32];
+    hex::decode_to_slice(hex_part, &mut xmac).ok()?;
+    Some(xmac)
 }
 
 fn parse_mac_suffix(suffix: &[u8]) -> Option<[u8; 32]> {
@@ -170,11 +249,14 @@ fn mac_input(body: &[u8]) -> Vec<u8> {
 
 /// Builds a record line (without newline) for an event already serialized
 /// to JSON.
+///
+/// With `handover_from`, the record opens `key`'s epoch and also carries an
+/// `xmac` made by the previous epoch's key, which must be given there.
 pub(crate) fn encode(
     seq: u64,
     ts: DateTime<Utc>,
-    key: &AuditKey,
-    kid: &str,
+    key: &EpochKey,
+    handover_from: Option<&EpochKey>,
     prev: &[u8; 32],
     event_json: &str,
 ) -> Vec<u8> {
@@ -186,11 +268,22 @@ pub(crate) fn encode(
     line.extend_from_slice(b",\"ts\":\"");
     line.extend_from_slice(ts.to_rfc3339_opts(SecondsFormat::Micros, true).as_bytes());
     line.extend_from_slice(b"\",\"kid\":\"");
-    line.extend_from_slice(kid.as_bytes());
-    line.extend_from_slice(b"\",\"prev\":\"");
+    line.extend_from_slice(key.origin().as_str().as_bytes());
+    line.extend_from_slice(b"\",\"ep\":");
+    line.extend_from_slice(key.epoch().to_string().as_bytes());
+    line.extend_from_slice(b",\"prev\":\"");
     line.extend_from_slice(hex::encode(prev).as_bytes());
     line.extend_from_slice(b"\",\"event\":");
     line.extend_from_slice(event_json.as_bytes());
+    if let Some(previous) = handover_from {
+        let mut input = Vec::with_capacity(XMAC_DOMAIN.len().saturating_add(line.len()));
+        input.extend_from_slice(XMAC_DOMAIN);
+        input.extend_from_slice(&line);
+        input.push(b'}');
+        line.extend_from_slice(b",\"xmac\":\"");
+        line.extend_from_slice(hex::encode(previous.mac(&input)).as_bytes());
+        line.push(b'"');
+    }
     line.push(b'}');
     let mac = key.mac(&mac_input(&line));
     line.pop();

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::AuditKey;
+use crate::forward::EpochKey;
 use crate::record::{GENESIS_HASH, RawRecord, line_hash};
 use crate::store::lines::{LineInfo, LineReader};
 use crate::store::{fs, list_segments};
@@ -58,6 +59,10 @@ pub enum FindingKind {
     /// A segment's first record is not the one its name promises, or the
     /// first segment does not begin the log.
     SegmentMismatch,
+    /// The record's key epoch is not the one before it or the next, or it
+    /// opens the next epoch without the previous key's consent: a record
+    /// forged with a stolen later key, or records removed across epochs.
+    KeyEvolutionMismatch,
 }
 
 impl FindingKind {
@@ -73,6 +78,7 @@ impl FindingKind {
             FindingKind::BrokenLink => "broken_link",
             FindingKind::Truncated => "truncated",
             FindingKind::SegmentMismatch => "segment_mismatch",
+            FindingKind::KeyEvolutionMismatch => "key_evolution_mismatch",
         }
     }
 }
@@ -251,19 +257,21 @@ struct EventType<'a> {
 }
 
 /// The running state of a verification.
-pub(crate) struct Chain<'k> {
-    key: &'k AuditKey,
+pub(crate) struct Chain {
     key_id: String,
+    /// The key of the epoch the last good record was in (epoch 0 before
+    /// the first record).
+    epoch_key: EpochKey,
     last_seq: u64,
     last_hash: [u8; 32],
     report: VerifyReport,
 }
 
-impl<'k> Chain<'k> {
-    pub(crate) fn new(key: &'k AuditKey) -> Self {
+impl Chain {
+    pub(crate) fn new(key: &AuditKey) -> Self {
         Chain {
-            key,
             key_id: key.id().to_string(),
+            epoch_key: EpochKey::first(key),
             last_seq: 0,
             last_hash: GENESIS_HASH,
             report: VerifyReport {
@@ -278,6 +286,39 @@ impl<'k> Chain<'k> {
                 finding: None,
             },
         }
+    }
+
+    /// The key `rec` must be authenticated with: the current epoch's, or
+    /// for a record that opens the next epoch, the next key, once the
+    /// current key has vouched for the handover.
+    fn key_for(&self, rec: &RawRecord) -> Result<EpochKey, String> {
+        let current = self.epoch_key.epoch();
+        if rec.epoch == current && !rec.is_handover() {
+            return Ok(self.epoch_key.clone());
+        }
+        if rec.epoch == current {
+            return Err(format!(
+                "it claims to open key epoch {current}, which is already open"
+            ));
+        }
+        if rec.epoch.checked_sub(current) != Some(1) {
+            return Err(format!(
+                "it claims key epoch {}, but the record before it is in epoch {current}; \
+                 epochs advance one at a time",
+                rec.epoch
+            ));
+        }
+        if !rec.authenticate_handover(&self.epoch_key) {
+            return Err(format!(
+                "it opens key epoch {} without the consent of epoch {current}'s key \
+                 (a missing or wrong \"xmac\")",
+                rec.epoch
+            ));
+        }
+        let mut next = self.epoch_key.clone();
+        next.evolve()
+            .ok_or_else(|| "key epochs exhausted".to_owned())?;
+        Ok(next)
     }
 
     /// Why a segment named for record `promised` cannot hold the next
@@ -360,7 +401,13 @@ impl<'k> Chain<'k> {
             };
             finding(kind, e.to_string())
         })?;
-        if !rec.authenticate(self.key) {
+        let epoch_key = self.key_for(&rec).map_err(|why| {
+            finding(
+                FindingKind::KeyEvolutionMismatch,
+                format!("record {}: {why}", rec.seq),
+            )
+        })?;
+        if !rec.authenticate(&epoch_key) {
             // A different key id on the first record most likely means the
             // wrong key was given; after records that did authenticate, it is
             // a record someone else made.
@@ -415,6 +462,7 @@ impl<'k> Chain<'k> {
                 ),
             ));
         }
+        self.epoch_key = epoch_key;
         self.accept(&rec, line);
         Ok(rec)
     }
@@ -459,6 +507,7 @@ mod tests {
             BrokenLink,
             Truncated,
             SegmentMismatch,
+            KeyEvolutionMismatch,
         ];
         for kind in all {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());

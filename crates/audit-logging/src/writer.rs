@@ -311,6 +311,7 @@ impl Writer {
 mod tests {
     use super::*;
     use crate::AuditKey;
+    use crate::store::tests::test_config;
 
     const EVENT: &str = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
 
@@ -321,7 +322,7 @@ mod tests {
     fn a_failed_writer_does_not_spin_on_a_sync_that_is_always_due() {
         let dir = tempfile::tempdir().unwrap();
         let key = AuditKey::generate().unwrap();
-        let (store, _) = Store::open(dir.path(), key, 1 << 20).unwrap();
+        let (store, _) = Store::open(dir.path(), Some(&key), test_config(1 << 20)).unwrap();
         let (_events_tx, events) = crossbeam_channel::bounded(4);
         let (_control_tx, control) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(0, 0));

@@ -172,7 +172,9 @@ impl Spot {
             // records that did authenticate, that is tampering, not a wrong key.
             Spot::KeyIdHex => {
                 let i = find(line, b"\"kid\":\"") + 3;
-                let first = line.starts_with(b"{\"v\":1,\"seq\":1,");
+                let first = line.starts_with(
+                    format!("{{\"v\":{},\"seq\":1,", audit_logging::SCHEMA_VERSION).as_bytes(),
+                );
                 (
                     i,
                     other_hex(line[i]),

@@ -69,7 +69,11 @@ fn crash_and_recover(partial: &[u8], max_segment_bytes: u64) {
     // (replaced by the next record, unless that one opened a new segment).
     let after = fs::read(&newest).unwrap();
     assert_eq!(after[..clean.len()], clean[..]);
-    let next_record = format!("{{\"v\":1,\"seq\":{},", last_seq + 1);
+    let next_record = format!(
+        "{{\"v\":{},\"seq\":{},",
+        audit_logging::SCHEMA_VERSION,
+        last_seq + 1
+    );
     assert!(after.len() == clean.len() || after[clean.len()..].starts_with(next_record.as_bytes()));
     let aside = torn_files(dir.path());
     assert_eq!(aside.len(), 1, "{aside:?}");

@@ -23,10 +23,12 @@ pub(crate) mod lines;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sha2::{Digest as _, Sha256};
 
+use crate::forward::{EpochKey, WRITER_KEY_FILE};
 use crate::record::{self, GENESIS_HASH, RawRecord};
 use crate::{AuditKey, Digest, MAX_RECORD_BYTES, OpenError};
 
@@ -85,9 +87,16 @@ pub(crate) struct ChainHead {
 /// The writer's view of the store. Owned by the writer thread.
 pub(crate) struct Store {
     dir: PathBuf,
-    key: AuditKey,
-    kid: String,
-    max_segment_bytes: u64,
+    /// The current epoch's key; see [`crate::forward`].
+    key: EpochKey,
+    config: StoreConfig,
+    /// Records written with `key`.
+    records_in_epoch: u64,
+    /// When `key` came into use.
+    epoch_started: Instant,
+    /// Whether this run has yet to open its own epoch (see
+    /// [`Store::handover_due`]).
+    new_run: bool,
     /// Held locked for the store's life: one writer per directory.
     _lock: File,
     file: File,
@@ -102,6 +111,17 @@ pub(crate) struct Store {
 /// The file whose lock marks a directory as owned by a writer.
 pub const LOCK_FILE: &str = "writer.lock";
 
+/// Limits a store works within.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreConfig {
+    /// Size at which a new segment is started.
+    pub max_segment_bytes: u64,
+    /// Records written with one key before it evolves (at least 1).
+    pub epoch_records: u64,
+    /// Time after which the key evolves with the next record.
+    pub epoch_interval: Duration,
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`, recovering a torn tail.
     ///
@@ -109,10 +129,14 @@ impl Store {
     /// the same directory, in this process or another, fails with
     /// [`OpenError::Locked`] instead of interleaving records. The OS drops
     /// the lock when the process dies, however it dies.
+    ///
+    /// `initial` is the audit key; it is needed only for a new trail or one
+    /// whose writer key is gone, so that the audit key itself can be kept
+    /// off the host once the trail exists.
     pub fn open(
         dir: &Path,
-        key: AuditKey,
-        max_segment_bytes: u64,
+        initial: Option<&AuditKey>,
+        config: StoreConfig,
     ) -> Result<(Store, Option<TornTail>), OpenError> {
         let at = |source| OpenError::Io {
             path: dir.to_owned(),
@@ -121,20 +145,16 @@ impl Store {
         fs::ensure_private_dir(dir).map_err(at)?;
         let lock = lock_dir(dir)?;
         let segments = list_segments(dir).map_err(at)?;
-        let (file, segment_len, head, torn) = match segments.last() {
+        let (file, segment_len, tail, torn) = match segments.last() {
             None => {
                 let path = dir.join(segment_name(1));
                 let file =
                     fs::create_private(&path).map_err(|source| OpenError::Io { path, source })?;
-                let genesis = ChainHead {
-                    last_seq: 0,
-                    last_hash: GENESIS_HASH,
-                };
-                (file, 0, genesis, None)
+                (file, 0, None, None)
             }
             Some((promised, newest)) => {
                 let torn = cut_torn_tail(dir, newest)?;
-                let head = find_head(&segments, &key)?;
+                let tail = find_tail(&segments)?;
                 let io = |source| OpenError::Io {
                     path: newest.clone(),
                     source,
@@ -142,7 +162,7 @@ impl Store {
                 let file = fs::open_append(newest).map_err(io)?;
                 check_private_file(&file, newest)?;
                 let len = file.metadata().map_err(io)?.len();
-                let next = head.last_seq.saturating_add(1);
+                let next = tail.as_ref().map_or(1, |t| t.record.seq.saturating_add(1));
                 // An empty newest segment is normal after a crash right after
                 // rotation, but only under the name of the next record;
                 // writing into any other would make a trail that cannot verify.
@@ -155,14 +175,30 @@ impl Store {
                         ),
                     });
                 }
-                (file, len, head, torn)
+                (file, len, tail, torn)
             }
         };
+        let key = resolve_key(dir, initial, tail.as_ref())?;
+        let head = tail.map_or(
+            ChainHead {
+                last_seq: 0,
+                last_hash: GENESIS_HASH,
+            },
+            |t| ChainHead {
+                last_seq: t.record.seq,
+                last_hash: t.hash,
+            },
+        );
         let store = Store {
             dir: dir.to_owned(),
-            kid: key.id().to_string(),
             key,
-            max_segment_bytes,
+            config: StoreConfig {
+                epoch_records: config.epoch_records.max(1),
+                ..config
+            },
+            records_in_epoch: 0,
+            epoch_started: Instant::now(),
+            new_run: true,
             _lock: lock,
             file,
             segment_len,
@@ -187,17 +223,69 @@ impl Store {
         let seq = self.head.last_seq.checked_add(1).ok_or_else(|| {
             io::Error::other("sequence number space exhausted; start a new log directory")
         })?;
+        if self.handover_due() {
+            return self.append_handover(seq, event_json);
+        }
         let line = record::encode(
             seq,
             Utc::now(),
             &self.key,
-            &self.kid,
+            None,
             &self.head.last_hash,
             event_json,
         );
+        self.push(seq, line)?;
+        self.records_in_epoch = self.records_in_epoch.saturating_add(1);
+        // The very first record of a log opens epoch 0 for this run.
+        self.new_run = false;
+        Ok(seq)
+    }
+
+    /// Whether the next record must open a new key epoch: at the first
+    /// record of a run that continues a log, and when the epoch is full or
+    /// old. The very first record of a log opens epoch 0 and has no
+    /// predecessor to hand over from.
+    fn handover_due(&self) -> bool {
+        self.head.last_seq > 0
+            && (self.new_run
+                || self.records_in_epoch >= self.config.epoch_records
+                || self.epoch_started.elapsed() >= self.config.epoch_interval)
+    }
+
+    /// Writes the record that opens the next epoch: made with the next key,
+    /// vouched for by the current one. It is made durable before the next
+    /// key replaces the saved one, and only then is the current key
+    /// forgotten; so a crash leaves either the old key with a log that may
+    /// end in the handover record (the next open evolves the key to catch
+    /// up), or the new key with the handover on disk.
+    fn append_handover(&mut self, seq: u64, event_json: &str) -> io::Result<u64> {
+        let mut next = self.key.clone();
+        next.evolve()
+            .ok_or_else(|| io::Error::other("key epochs exhausted; start a new log directory"))?;
+        let line = record::encode(
+            seq,
+            Utc::now(),
+            &next,
+            Some(&self.key),
+            &self.head.last_hash,
+            event_json,
+        );
+        self.push(seq, line)?;
+        self.sync()?;
+        next.save(&self.dir.join(WRITER_KEY_FILE))?;
+        self.key = next;
+        self.records_in_epoch = 1;
+        self.epoch_started = Instant::now();
+        self.new_run = false;
+        Ok(seq)
+    }
+
+    /// Queues an encoded line as the new head, starting a new segment first
+    /// when it would not fit.
+    fn push(&mut self, seq: u64, line: Vec<u8>) -> io::Result<()> {
         let line_len = (line.len() as u64).saturating_add(1);
         let queued = self.segment_len.saturating_add(self.pending.len() as u64);
-        if queued > 0 && queued.saturating_add(line_len) > self.max_segment_bytes {
+        if queued > 0 && queued.saturating_add(line_len) > self.config.max_segment_bytes {
             self.rotate(seq)?;
         }
         self.head = ChainHead {
@@ -206,7 +294,7 @@ impl Store {
         };
         self.pending.extend_from_slice(&line);
         self.pending.push(b'\n');
-        Ok(seq)
+        Ok(())
     }
 
     /// Hands queued lines to the OS in one write.
@@ -348,9 +436,15 @@ fn tail_window(file: &mut File, len: u64) -> io::Result<Window> {
     Ok(Window { start, bytes })
 }
 
-/// The head of the chain: the last complete record of the newest segment
-/// that has one, authenticated under `key`.
-fn find_head(segments: &[(u64, PathBuf)], key: &AuditKey) -> Result<ChainHead, OpenError> {
+/// The last complete record of the log, not yet authenticated.
+struct Tail {
+    record: RawRecord,
+    hash: [u8; 32],
+    path: PathBuf,
+}
+
+/// The last complete record of the newest segment that has one.
+fn find_tail(segments: &[(u64, PathBuf)]) -> Result<Option<Tail>, OpenError> {
     for (first_seq, path) in segments.iter().rev() {
         let at = |source| OpenError::Io {
             path: path.clone(),
@@ -377,29 +471,126 @@ fn find_head(segments: &[(u64, PathBuf)], key: &AuditKey) -> Result<ChainHead, O
             path: path.clone(),
             reason,
         };
-        let rec = RawRecord::parse(line).map_err(|e| corrupt(e.to_string()))?;
-        if !rec.authenticate(key) {
-            return Err(OpenError::TailNotAuthentic {
-                path: path.clone(),
-                seq: rec.seq,
-                record_key_id: rec.kid.clone(),
-                key_id: key.id().to_string(),
-            });
-        }
-        if rec.seq < *first_seq {
+        let record = RawRecord::parse(line).map_err(|e| corrupt(e.to_string()))?;
+        if record.seq < *first_seq {
             return Err(corrupt(format!(
                 "last record has sequence number {} but the segment name promises {first_seq} or more",
-                rec.seq
+                record.seq
             )));
         }
-        return Ok(ChainHead {
-            last_seq: rec.seq,
-            last_hash: record::line_hash(line),
+        return Ok(Some(Tail {
+            record,
+            hash: record::line_hash(line),
+            path: path.clone(),
+        }));
+    }
+    Ok(None)
+}
+
+/// Most epochs a logger derives from the audit key when it has to rebuild
+/// its writer key (a trail whose `writer.key` is gone). Bounds the work a
+/// forged epoch number in the last record can cause: about a second.
+const MAX_REBUILD_EPOCHS: u64 = 1 << 20;
+
+/// Chooses the key this run continues with, and checks the tail with it.
+/// See [`crate::forward`].
+///
+/// The writer key on disk is normally in the tail's epoch. It is one epoch
+/// behind when a crash came between writing a handover record and saving
+/// the next key; it is evolved to catch up. It is never ahead: that means
+/// records were cut from the end or the log was restored from an older
+/// copy, and the store refuses to paper over it. Without a writer key, the
+/// audit key is needed, and the chain is derived from it.
+///
+/// The run's own epoch starts with its first record ([`Store::append`]).
+fn resolve_key(
+    dir: &Path,
+    initial: Option<&AuditKey>,
+    tail: Option<&Tail>,
+) -> Result<EpochKey, OpenError> {
+    let key_path = dir.join(WRITER_KEY_FILE);
+    let saved = match key_path.try_exists() {
+        Ok(true) => Some(EpochKey::load(&key_path).map_err(OpenError::WriterKey)?),
+        Ok(false) => None,
+        Err(source) => {
+            return Err(OpenError::Io {
+                path: key_path,
+                source,
+            });
+        }
+    };
+    if let (Some(saved), Some(initial)) = (&saved, initial)
+        && saved.origin() != &initial.id()
+    {
+        return Err(OpenError::ForeignTrail {
+            path: dir.to_owned(),
+            trail_key_id: saved.origin().to_string(),
+            key_id: initial.id().to_string(),
         });
     }
-    Ok(ChainHead {
-        last_seq: 0,
-        last_hash: GENESIS_HASH,
+    let Some(tail) = tail else {
+        return match (saved, initial) {
+            (Some(saved), _) => Ok(saved),
+            (None, Some(initial)) => {
+                let first = EpochKey::first(initial);
+                save_key(&first, &key_path)?;
+                Ok(first)
+            }
+            (None, None) => Err(OpenError::NoWriterKey {
+                path: dir.to_owned(),
+            }),
+        };
+    };
+    let corrupt = |reason: String| OpenError::CorruptTail {
+        path: tail.path.clone(),
+        reason,
+    };
+    let tail_epoch = tail.record.epoch;
+    let key = match (saved, initial) {
+        (Some(saved), _) if saved.epoch() == tail_epoch => saved,
+        (Some(mut saved), _) if saved.epoch().checked_add(1) == Some(tail_epoch) => {
+            saved
+                .evolve()
+                .ok_or_else(|| corrupt("key epochs exhausted".into()))?;
+            saved
+        }
+        (Some(saved), _) => {
+            return Err(corrupt(format!(
+                "the last record is in key epoch {tail_epoch} but {WRITER_KEY_FILE} is at epoch \
+                 {}: records were cut from the end, or the log was restored from an older copy; \
+                 run `sealtrail verify`, and to continue the trail anyway remove {WRITER_KEY_FILE} \
+                 and open it with the audit key",
+                saved.epoch()
+            )));
+        }
+        (None, Some(initial)) => {
+            EpochKey::at(initial, tail_epoch, MAX_REBUILD_EPOCHS).ok_or_else(|| {
+                corrupt(format!(
+                    "the last record claims key epoch {tail_epoch}, beyond any this logger rebuilds"
+                ))
+            })?
+        }
+        (None, None) => {
+            return Err(OpenError::NoWriterKey {
+                path: dir.to_owned(),
+            });
+        }
+    };
+    if !tail.record.authenticate(&key) {
+        return Err(OpenError::TailNotAuthentic {
+            path: tail.path.clone(),
+            seq: tail.record.seq,
+            record_key_id: tail.record.kid.clone(),
+            key_id: key.origin().to_string(),
+        });
+    }
+    Ok(key)
+}
+
+fn save_key(key: &EpochKey, path: &Path) -> Result<(), OpenError> {
+    key.save(path).map_err(|source| OpenError::Io {
+        path: path.to_owned(),
+        source,
     })
 }
 

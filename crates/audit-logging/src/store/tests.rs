@@ -3,10 +3,19 @@ use std::os::unix::fs::PermissionsExt;
 
 use super::*;
 
+/// A store config for tests: `max_segment_bytes` as given, default epochs.
+pub(crate) fn test_config(max_segment_bytes: u64) -> StoreConfig {
+    StoreConfig {
+        max_segment_bytes,
+        epoch_records: crate::forward::DEFAULT_EPOCH_RECORDS,
+        epoch_interval: crate::forward::DEFAULT_EPOCH_INTERVAL,
+    }
+}
+
 /// Writes a one-record log whose record has sequence number `last_seq`, as a
 /// long-running log that reached it would end.
 pub(crate) fn write_log_ending_at(dir: &Path, key: &AuditKey, last_seq: u64) {
-    let (mut store, _) = Store::open(dir, key.clone(), 1 << 20).unwrap();
+    let (mut store, _) = Store::open(dir, Some(key), test_config(1 << 20)).unwrap();
     store.head = ChainHead {
         last_seq: last_seq - 1,
         last_hash: [9; 32],
@@ -16,7 +25,7 @@ pub(crate) fn write_log_ending_at(dir: &Path, key: &AuditKey, last_seq: u64) {
 }
 
 fn open(dir: &Path, key: &AuditKey) -> Result<(Store, Option<TornTail>), OpenError> {
-    Store::open(dir, key.clone(), 1 << 20)
+    Store::open(dir, Some(key), test_config(1 << 20))
 }
 
 const EVENT: &str = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
@@ -110,10 +119,99 @@ fn wrong_key_cannot_continue_the_chain() {
     let err = open(dir.path(), &AuditKey::generate().unwrap())
         .err()
         .unwrap();
+    assert!(matches!(err, OpenError::ForeignTrail { .. }), "{err}");
+    // Without the writer key, the tail itself refuses the wrong key.
+    fs::remove_file(dir.path().join(WRITER_KEY_FILE)).unwrap();
+    let err = open(dir.path(), &AuditKey::generate().unwrap())
+        .err()
+        .unwrap();
     assert!(
         matches!(err, OpenError::TailNotAuthentic { seq: 1, .. }),
         "{err}"
     );
+}
+
+#[test]
+fn a_modified_tail_in_the_writers_epoch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let seg = dir.path().join(segment_name(1));
+    let text = fs::read_to_string(&seg)
+        .unwrap()
+        .replace("\"records_written\":1", "\"records_written\":2");
+    fs::write(&seg, text).unwrap();
+    let err = open(dir.path(), &key).err().unwrap();
+    assert!(
+        matches!(err, OpenError::TailNotAuthentic { seq: 1, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn resuming_needs_no_audit_key_and_opens_a_new_epoch_with_a_handover() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let (mut store, _) = Store::open(dir.path(), None, test_config(1 << 20)).unwrap();
+    assert_eq!(store.head().last_seq, 1);
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    assert_eq!(store.key.epoch(), 1);
+    assert_eq!(
+        EpochKey::load(&dir.path().join(WRITER_KEY_FILE))
+            .unwrap()
+            .epoch(),
+        1
+    );
+    let text = fs::read_to_string(dir.path().join(segment_name(1))).unwrap();
+    let records: Vec<RawRecord> = text
+        .lines()
+        .map(|l| RawRecord::parse(l.as_bytes()).unwrap())
+        .collect();
+    assert!(!records[0].is_handover());
+    assert!(records[1].is_handover());
+    assert!(records[1].authenticate_handover(&EpochKey::first(&key)));
+}
+
+#[test]
+fn a_new_trail_cannot_be_started_without_the_audit_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open(dir.path(), None, test_config(1 << 20))
+        .err()
+        .unwrap();
+    assert!(matches!(err, OpenError::NoWriterKey { .. }), "{err}");
+}
+
+#[test]
+fn the_key_evolves_every_epoch_records_and_is_saved_before_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let config = StoreConfig {
+        epoch_records: 3,
+        ..test_config(1 << 20)
+    };
+    let (mut store, _) = Store::open(dir.path(), Some(&key), config).unwrap();
+    for _ in 0..7 {
+        store.append(EVENT).unwrap();
+    }
+    store.sync().unwrap();
+    // Records 1-3 in epoch 0, 4-6 in epoch 1, 7 in epoch 2.
+    assert_eq!(store.key.epoch(), 2);
+    let saved = EpochKey::load(&dir.path().join(WRITER_KEY_FILE)).unwrap();
+    assert_eq!(saved.epoch(), 2);
+    let text = fs::read_to_string(dir.path().join(segment_name(1))).unwrap();
+    let epochs: Vec<u64> = text
+        .lines()
+        .map(|l| RawRecord::parse(l.as_bytes()).unwrap().epoch)
+        .collect();
+    assert_eq!(epochs, [0, 0, 0, 1, 1, 1, 2]);
 }
 
 #[test]
@@ -131,7 +229,7 @@ fn world_readable_segment_is_refused_with_the_fix() {
 fn segments_rotate_at_the_size_limit_and_names_follow_the_sequence() {
     let dir = tempfile::tempdir().unwrap();
     let key = AuditKey::generate().unwrap();
-    let (mut store, _) = Store::open(dir.path(), key.clone(), 600).unwrap();
+    let (mut store, _) = Store::open(dir.path(), Some(&key), test_config(600)).unwrap();
     for _ in 0..5 {
         store.append(EVENT).unwrap();
     }

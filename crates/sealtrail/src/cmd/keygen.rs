@@ -16,6 +16,9 @@ pub fn run(args: &KeygenArgs) -> anyhow::Result<Outcome> {
         key.id(),
         shown(&args.out)
     );
-    outln!("keep a copy off this host: whoever holds it can verify, and forge, the trail");
+    outln!(
+        "`sealtrail seal` needs it only to start a trail; then move it off this host: \
+         `verify` needs it, and whoever holds it can forge the whole trail"
+    );
     Ok(Outcome::Success)
 }

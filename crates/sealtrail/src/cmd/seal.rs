@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use audit_logging::forward::WRITER_KEY_FILE;
 use audit_logging::{AuditLogger, LoggerConfig};
 use serde_json::json;
 use vram_residency::SealModelOptions;
@@ -20,12 +21,18 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
     if !model_path.is_file() {
         anyhow::bail!("the model {} is not a regular file", shown(&args.model));
     }
-    let key = load_key(&args.trail.key)?;
     let dir = &args.trail.audit_dir;
-    let logger = Arc::new(
-        AuditLogger::open(LoggerConfig::new(dir), key)
-            .with_context(|| format!("cannot open the audit trail in {}", shown(dir)))?,
-    );
+    let config = LoggerConfig::new(dir);
+    // A trail that exists continues with its writer key, so the audit key
+    // can live off this host; a new one needs the audit key.
+    let resumable = dir.join(WRITER_KEY_FILE).is_file() && !args.trail.key.exists();
+    let opened = if resumable {
+        AuditLogger::resume(config)
+    } else {
+        AuditLogger::open(config, load_key(&args.trail.key)?)
+    };
+    let logger =
+        Arc::new(opened.with_context(|| format!("cannot open the audit trail in {}", shown(dir)))?);
     let manager = host_manager(Arc::clone(&logger), &args.worker_id)?;
     let info = manager.backend_info().clone();
     if !args.json {
