@@ -26,7 +26,7 @@
 //!
 //! The epoch advances after `epoch_records` records or `epoch_interval` of
 //! time, whichever comes first (see
-//! [`LoggerConfig::epoch_records`](crate::LoggerConfig::epoch_records);
+//! [`LoggerConfig::epoch`](crate::LoggerConfig::epoch);
 //! defaults [`DEFAULT_EPOCH_RECORDS`], [`DEFAULT_EPOCH_INTERVAL`]), and at
 //! every logger start.
 //!
