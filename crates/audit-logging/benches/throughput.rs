@@ -1,11 +1,18 @@
-//! Writer throughput against its physical peer, in one run.
+//! Writer throughput against its physical peer and against itself without
+//! forward security, in one run.
 //!
-//! `sealtrail` measures the whole path: `emit_sync` of N events (serialize,
-//! queue), the writer (sequence, hash link, HMAC, append) and a final
-//! `flush` (fsync). The peer writes the same events' JSON, already
-//! serialized, as plain lines through a `BufWriter` and fsyncs once: no
-//! queue, no thread, no chain, no authenticator. The ratio says what the
-//! tamper evidence and the never-blocking queue cost.
+//! Each sealtrail variant measures the whole path: `emit_sync` of N events
+//! (serialize, queue), the writer (sequence, hash link, HMAC, append) and a
+//! final `flush` (fsync).
+//! - `keyed chain`: the key never evolves, as in the first version of the
+//!   store (one HMAC key for the whole log).
+//! - `forward-secure`: the default, a new epoch key every 10 000 records,
+//!   each handover made durable and the key file replaced.
+//! - `forward-secure, 1 000/epoch`: ten times as many evolutions.
+//!
+//! The peer writes the same events' JSON, already serialized, as plain
+//! lines through a `BufWriter` and fsyncs once: no queue, no thread, no
+//! chain, no authenticator.
 //!
 //! Run: `cargo bench -p audit-logging --bench throughput`
 //! (`-- --quick` for a short run).
@@ -15,6 +22,7 @@ use std::hint::black_box;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
+use audit_logging::forward::DEFAULT_EPOCH_RECORDS;
 use audit_logging::{AuditEvent, AuditKey, AuditLogger, DeviceRef, Digest, LoggerConfig};
 use chrono::Utc;
 
@@ -39,9 +47,11 @@ fn event(i: u64) -> AuditEvent {
     }
 }
 
-fn sealtrail(n: u64) -> Duration {
+fn sealtrail(n: u64, epoch_records: u64) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let config = LoggerConfig::new(dir.path()).queue_capacity(n as usize);
+    let config = LoggerConfig::new(dir.path())
+        .queue_capacity(n as usize)
+        .epoch(epoch_records, Duration::from_secs(3600));
     let logger = AuditLogger::open(config, AuditKey::generate().unwrap()).unwrap();
     let events: Vec<_> = (0..n).map(event).collect();
     let start = Instant::now();
@@ -79,21 +89,24 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (n, rounds) = if quick { (20_000, 3) } else { (100_000, 7) };
     // Warm the page cache and the allocator once for each.
-    sealtrail(n / 10);
+    sealtrail(n / 10, u64::MAX);
     plain_append(n / 10);
-    let ours = median((0..rounds).map(|_| sealtrail(n)).collect());
-    let peer = median((0..rounds).map(|_| plain_append(n)).collect());
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let median_of = |f: &dyn Fn() -> Duration| median((0..rounds).map(|_| f()).collect());
+    let keyed = median_of(&|| sealtrail(n, u64::MAX));
+    let forward = median_of(&|| sealtrail(n, DEFAULT_EPOCH_RECORDS));
+    let forward_1k = median_of(&|| sealtrail(n, 1_000));
+    let peer = median_of(&|| plain_append(n));
     println!("events per run: {n}, rounds: {rounds} (median shown)");
-    println!(
-        "sealtrail emit_sync+write+flush: {:>12.0} events/s  ({:?})",
-        rate(ours),
-        ours
-    );
-    println!(
-        "plain append (peer):             {:>12.0} events/s  ({:?})",
-        rate(peer),
-        peer
-    );
-    println!("ratio sealtrail/peer: {:.2}", rate(ours) / rate(peer));
+    for (name, took) in [
+        ("keyed chain (no evolution)", keyed),
+        ("forward-secure (default)", forward),
+        ("forward-secure, 1 000/epoch", forward_1k),
+        ("plain append (peer)", peer),
+    ] {
+        println!("{name:<30} {:>12.0} events/s  ({took:?})", rate(took));
+    }
+    println!("ratio forward-secure/keyed chain: {:.3}", rate(forward) / rate(keyed));
+    println!("ratio forward-secure 1k/keyed chain: {:.3}", rate(forward_1k) / rate(keyed));
+    println!("ratio keyed chain/peer: {:.2}", rate(keyed) / rate(peer));
 }
