@@ -13,8 +13,8 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use audit_logging::query::{self, Filter};
 use audit_logging::forward::EpochKey;
+use audit_logging::query::{self, Filter};
 use audit_logging::record::RawRecord;
 use audit_logging::{AuditKey, segment_name, verify_dir};
 use libfuzzer_sys::fuzz_target;

@@ -106,7 +106,13 @@ fn main() {
     ] {
         println!("{name:<30} {:>12.0} events/s  ({took:?})", rate(took));
     }
-    println!("ratio forward-secure/keyed chain: {:.3}", rate(forward) / rate(keyed));
-    println!("ratio forward-secure 1k/keyed chain: {:.3}", rate(forward_1k) / rate(keyed));
+    println!(
+        "ratio forward-secure/keyed chain: {:.3}",
+        rate(forward) / rate(keyed)
+    );
+    println!(
+        "ratio forward-secure 1k/keyed chain: {:.3}",
+        rate(forward_1k) / rate(keyed)
+    );
     println!("ratio keyed chain/peer: {:.2}", rate(keyed) / rate(peer));
 }
