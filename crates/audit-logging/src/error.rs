@@ -66,6 +66,17 @@ pub enum OpenError {
         /// The id of the key given to the logger.
         key_id: String,
     },
+    /// The log no longer has the tree its newest signed checkpoint commits
+    /// to (see [`logtree`](crate::logtree)): records were cut off or
+    /// rewritten, or the checkpoint is damaged. The logger does not sign a
+    /// history it cannot vouch for.
+    #[error("cannot continue the checkpointed log at {path}: {reason}")]
+    CheckpointMismatch {
+        /// The audit directory or checkpoint file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
     /// The log has used every sequence number.
     #[error("the audit log in {path} has no sequence numbers left; start a new log directory")]
     SequenceExhausted {

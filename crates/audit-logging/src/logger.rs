@@ -57,6 +57,8 @@ pub struct LoggerConfig {
     dir: PathBuf,
     queue_capacity: usize,
     max_segment_bytes: u64,
+    /// Signed checkpoints; set through the methods in [`crate::logtree`].
+    pub(crate) checkpoints: crate::logtree::CheckpointSettings,
 }
 
 impl LoggerConfig {
@@ -67,6 +69,7 @@ impl LoggerConfig {
             dir: dir.into(),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+            checkpoints: Default::default(),
         }
     }
 
@@ -150,10 +153,11 @@ impl AuditLogger {
     /// left by a crash), or starts a new one. The first record this logger
     /// writes, before returning, is `audit.logger_started`.
     pub fn open(config: LoggerConfig, key: AuditKey) -> Result<Self, OpenError> {
-        let (store, shared) = start_chain(&config, key)?;
+        let (store, shared, checkpoints) = start_chain(&config, key)?;
         let (events_tx, events_rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
-        let writer = Writer::new(store, events_rx, control_rx, Arc::clone(&shared));
+        let writer = Writer::new(store, events_rx, control_rx, Arc::clone(&shared))
+            .with_checkpoints(checkpoints);
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run())
@@ -301,8 +305,18 @@ impl Drop for AuditLogger {
 /// Opens the store and writes the opening records: `audit.logger_started`,
 /// and `audit.torn_tail_recovered` when a torn tail was cut. They are fsynced
 /// before the logger accepts events, so every start is on record.
-fn start_chain(config: &LoggerConfig, key: AuditKey) -> Result<(Store, Arc<Shared>), OpenError> {
+type Started = (Store, Arc<Shared>, Option<crate::logtree::Checkpointer>);
+
+fn start_chain(config: &LoggerConfig, key: AuditKey) -> Result<Started, OpenError> {
+    let key_id = key.id().to_string();
     let (mut store, torn) = Store::open(&config.dir, key, config.max_segment_bytes)?;
+    // Checkpoints: the tree is rebuilt before the opening records join it.
+    let checkpoints = crate::logtree::resume_tree(config, &key_id, store.head().last_seq)?.map(
+        |(tree, checkpointer)| {
+            store.set_tree(tree);
+            checkpointer
+        },
+    );
     let resumed_after = store.head().last_seq;
     let io_err = |source| OpenError::Io {
         path: config.dir.clone(),
@@ -335,7 +349,7 @@ fn start_chain(config: &LoggerConfig, key: AuditKey) -> Result<(Store, Arc<Share
     }
     store.sync().map_err(io_err)?;
     let shared = Arc::new(Shared::new(store.head().last_seq, opening.len() as u64));
-    Ok((store, shared))
+    Ok((store, shared, checkpoints))
 }
 
 /// The JSON stored for an event that could not be serialized: a security
