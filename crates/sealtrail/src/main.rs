@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Seal(args) => cmd::seal::run(&args),
         Command::Verify(args) => cmd::verify::run(&args),
         Command::Query(args) => cmd::query::run(&args),
+        Command::Checkpoint(cmd) => cmd::checkpoint::run(&cmd),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

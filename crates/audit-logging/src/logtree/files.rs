@@ -54,9 +54,10 @@ pub fn latest_checkpoint(dir: &Path) -> io::Result<Option<(u64, PathBuf)>> {
     Ok(list_checkpoints(dir)?.pop())
 }
 
-/// Reads a checkpoint file, refusing links, non-files and anything longer
-/// than a note can be.
-pub(crate) fn read_note(path: &Path) -> io::Result<Vec<u8>> {
+/// Reads a checkpoint file, refusing symbolic links, non-files and anything
+/// longer than a signed note may be
+/// ([`MAX_NOTE_BYTES`](crate::checkpoint::MAX_NOTE_BYTES)).
+pub fn read_checkpoint(path: &Path) -> io::Result<Vec<u8>> {
     let file = fs::open_read(path)?;
     let limit = (MAX_NOTE_BYTES as u64).saturating_add(1);
     let mut bytes = Vec::new();
@@ -123,7 +124,7 @@ mod tests {
         std::fs::write(dir.path().join(CHECKPOINT_DIR).join(TEMP_NAME), "stale").unwrap();
         let path = write_checkpoint(dir.path(), 7, "note\n").unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
-        assert_eq!(read_note(&path).unwrap(), b"note\n");
+        assert_eq!(read_checkpoint(&path).unwrap(), b"note\n");
         assert_eq!(list_checkpoints(dir.path()).unwrap(), vec![(7, path)]);
         assert!(!dir.path().join(CHECKPOINT_DIR).join(TEMP_NAME).exists());
     }

@@ -66,7 +66,9 @@ mod writer;
 
 use std::time::Duration;
 
-pub use files::{CHECKPOINT_DIR, checkpoint_name, latest_checkpoint, list_checkpoints};
+pub use files::{
+    CHECKPOINT_DIR, checkpoint_name, latest_checkpoint, list_checkpoints, read_checkpoint,
+};
 pub use verify::{
     Anchor, AnchorError, CheckpointOptions, CheckpointReport, verify_dir_with_checkpoints,
 };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::files::{list_checkpoints, read_note};
+use super::files::{list_checkpoints, read_checkpoint};
 use super::{append_line, origin_for};
 use crate::AuditKey;
 use crate::checkpoint::{Checkpoint, CheckpointError, Note, NoteVerifier};
@@ -68,7 +68,7 @@ impl Anchor {
         audit_key_id: &str,
         trusted: &NoteVerifier,
     ) -> Result<Anchor, AnchorError> {
-        let note = read_note(path).map_err(|source| AnchorError::Io {
+        let note = read_checkpoint(path).map_err(|source| AnchorError::Io {
             path: path.to_owned(),
             source,
         })?;
@@ -204,7 +204,7 @@ impl TreeCheck<'_> {
                 format!("checkpoint {shown}: {detail}"),
             )
         };
-        let bytes = read_note(path).map_err(|e| invalid(e.to_string()))?;
+        let bytes = read_checkpoint(path).map_err(|e| invalid(e.to_string()))?;
         let note = Note::parse(&bytes).map_err(|e| invalid(e.to_string()))?;
         let text = match &self.options.trusted {
             None => note.text().to_owned(),

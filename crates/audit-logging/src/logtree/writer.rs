@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::files::{latest_checkpoint, read_note, write_checkpoint};
+use super::files::{latest_checkpoint, read_checkpoint, write_checkpoint};
 use super::{
     CheckpointPolicy, DEFAULT_CHECKPOINT_EVERY_RECORDS, DEFAULT_CHECKPOINT_INTERVAL, append_line,
     origin_for,
@@ -160,7 +160,7 @@ fn stored_root(path: &Path, origin: &str) -> Result<[u8; 32], OpenError> {
         path: path.to_owned(),
         reason,
     };
-    let bytes = read_note(path).map_err(|source| OpenError::Io {
+    let bytes = read_checkpoint(path).map_err(|source| OpenError::Io {
         path: path.to_owned(),
         source,
     })?;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use audit_logging::checkpoint::CheckpointSigner;
 use audit_logging::{AuditLogger, LoggerConfig};
 use serde_json::json;
 use vram_residency::SealModelOptions;
@@ -22,8 +23,17 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
     }
     let key = load_key(&args.trail.key)?;
     let dir = &args.trail.audit_dir;
+    let mut config = LoggerConfig::new(dir);
+    let checkpoint_key = args.checkpoint_key_path();
+    let signs_checkpoints = checkpoint_key.symlink_metadata().is_ok();
+    if signs_checkpoints {
+        let signer = CheckpointSigner::load(&checkpoint_key).with_context(|| {
+            format!("cannot load the checkpoint key {}", shown(&checkpoint_key))
+        })?;
+        config = config.checkpoint_signer(signer);
+    }
     let logger = Arc::new(
-        AuditLogger::open(LoggerConfig::new(dir), key)
+        AuditLogger::open(config, key)
             .with_context(|| format!("cannot open the audit trail in {}", shown(dir)))?,
     );
     let manager = host_manager(Arc::clone(&logger), &args.worker_id)?;
@@ -58,6 +68,7 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
             "all_verified": all_verified,
             "audit_dir": dir,
             "audit_last_seq": report.last_seq,
+            "checkpoints_signed": signs_checkpoints,
         });
         outln!("{out}");
     } else {
@@ -70,6 +81,17 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
             shown(dir),
             report.last_seq
         );
+        if signs_checkpoints {
+            outln!(
+                "checkpoints signed with {}; export one with `sealtrail checkpoint export`",
+                shown(&checkpoint_key)
+            );
+        } else {
+            outln!(
+                "no checkpoint key at {}: no checkpoints signed",
+                shown(&checkpoint_key)
+            );
+        }
     }
     Ok(if all_verified {
         Outcome::Success
