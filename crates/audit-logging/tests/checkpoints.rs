@@ -226,10 +226,21 @@ fn checkpoints_are_owner_only_and_never_taken_for_segments() {
 }
 
 #[test]
-fn a_restarted_logger_resumes_the_tree_and_the_log_still_verifies() {
+fn a_restarted_logger_resumes_the_tree_across_segments_and_the_log_still_verifies() {
     let (dir, signer) = signed_log(7, 4);
-    write(&open(dir.path(), &key(), &signer, 4), 6);
-    // 9 records, then a start, 6 events and a stop: 17.
+    // Small segments, so the second run rotates and the third rebuilds the
+    // tree from several files.
+    let small = || {
+        LoggerConfig::new(dir.path())
+            .checkpoint_signer(copy(&signer))
+            .checkpoint_every_records(4)
+            .max_segment_bytes(1024)
+    };
+    write(&AuditLogger::open(small(), key()).unwrap(), 3);
+    write(&AuditLogger::open(small(), key()).unwrap(), 1);
+    assert!(segments(dir.path()).len() > 2);
+    // 9 records, then a start, 3 events and a stop, then a start, an event
+    // and a stop: 17.
     let leaves = leaves(dir.path());
     assert_eq!(leaves.len(), 17);
     let got = sizes(dir.path());
