@@ -416,3 +416,78 @@ fn a_log_written_without_a_signer_has_no_checkpoints_and_still_verifies() {
     assert_eq!(tree_report(&report).checked, 0);
     assert_eq!(tree_report(&report).tree_size, 5);
 }
+
+#[test]
+fn an_inclusion_proof_of_every_record_checks_out_offline_and_only_for_that_record() {
+    let (dir, signer) = signed_log(10, 4);
+    let trusted = signer.verifier();
+    let lines = records(dir.path());
+    for seq in 1..=12u64 {
+        let proof = logtree::prove_inclusion(dir.path(), seq).unwrap();
+        assert_eq!(proof.tree_size, 12);
+        assert_eq!(proof.record.as_bytes(), lines[seq as usize - 1].bytes);
+        let file = serde_json::to_vec(&logtree::Proof::Inclusion(proof)).unwrap();
+        let summary = logtree::check_proof(&file, &trusted).unwrap();
+        assert!(
+            summary.statement.contains(&format!("record {seq} ")),
+            "{summary:?}"
+        );
+    }
+
+    // Another record under this record's proof.
+    let mut swapped = logtree::prove_inclusion(dir.path(), 3).unwrap();
+    let other = logtree::prove_inclusion(dir.path(), 4).unwrap();
+    swapped.record = other.record;
+    swapped.leaf_hash = other.leaf_hash;
+    swapped.seq = 4;
+    swapped.leaf_index = 3;
+    let file = serde_json::to_vec(&logtree::Proof::Inclusion(swapped)).unwrap();
+    let err = logtree::check_proof(&file, &trusted).unwrap_err();
+    assert!(matches!(err, logtree::ProofCheckError::Failed(_)), "{err}");
+
+    // A right proof under a key that did not sign it.
+    let proof = logtree::prove_inclusion(dir.path(), 3).unwrap();
+    let file = serde_json::to_vec(&logtree::Proof::Inclusion(proof)).unwrap();
+    let stranger = self::signer(&key()).verifier();
+    let err = logtree::check_proof(&file, &stranger).unwrap_err();
+    assert!(matches!(err, logtree::ProofCheckError::Failed(_)), "{err}");
+
+    // Not JSON at all is not a verdict.
+    let err = logtree::check_proof(b"{\"type\":\"nonsense\"}", &trusted).unwrap_err();
+    assert!(
+        matches!(err, logtree::ProofCheckError::Malformed(_)),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_consistency_proof_between_stored_checkpoints_checks_out_and_an_altered_one_does_not() {
+    let (dir, signer) = signed_log(10, 4);
+    assert_eq!(sizes(dir.path()), [4, 8, 12]);
+    let trusted = signer.verifier();
+    for (old, new) in [(4, 8), (4, 12), (8, 12), (12, 12)] {
+        let proof = logtree::prove_consistency(dir.path(), old, new).unwrap();
+        let file = serde_json::to_vec(&logtree::Proof::Consistency(proof)).unwrap();
+        logtree::check_proof(&file, &trusted).unwrap();
+    }
+    let mut proof = logtree::prove_consistency(dir.path(), 4, 12).unwrap();
+    proof.proof[0].0[0] ^= 1;
+    let file = serde_json::to_vec(&logtree::Proof::Consistency(proof)).unwrap();
+    let err = logtree::check_proof(&file, &trusted).unwrap_err();
+    assert!(matches!(err, logtree::ProofCheckError::Failed(_)), "{err}");
+
+    let err = logtree::prove_consistency(dir.path(), 5, 12).unwrap_err();
+    assert!(err.to_string().contains("stored sizes: 4, 8, 12"), "{err}");
+}
+
+#[test]
+fn no_proof_is_made_for_an_uncovered_record_or_from_a_rewritten_log() {
+    let (dir, _) = signed_log(10, 4);
+    let err = logtree::prove_inclusion(dir.path(), 13).unwrap_err();
+    assert!(matches!(err, logtree::ProveError::NotCovered(_)), "{err}");
+    rewrite_with_stolen_key(dir.path(), 2);
+    let err = logtree::prove_inclusion(dir.path(), 5).unwrap_err();
+    assert!(matches!(err, logtree::ProveError::Mismatch(_)), "{err}");
+    let err = logtree::prove_consistency(dir.path(), 4, 8).unwrap_err();
+    assert!(matches!(err, logtree::ProveError::Mismatch(_)), "{err}");
+}

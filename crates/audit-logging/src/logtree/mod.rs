@@ -48,6 +48,17 @@
 //! catches records cut off the end and a history rewritten with a stolen
 //! record key; see the limits below.
 //!
+//! # Proofs
+//!
+//! [`prove_inclusion`] shows that a record is leaf `seq - 1` of the tree the
+//! newest stored checkpoint signs; [`prove_consistency`] that the tree of one
+//! stored checkpoint extends another's. Both stream the segments once and check
+//! the proof against the checkpoint before returning it. A proof ([`Proof`],
+//! JSON) carries its signed checkpoint(s) and, for inclusion, the record line,
+//! so [`check_proof`] checks it with nothing but the checkpoint verifier key.
+//! It proves what the checkpoints say; it does not check record macs (that
+//! needs the audit key) and is only as recent as the checkpoints it carries.
+//!
 //! # What this does not prove
 //!
 //! - Without an anchor, stored checkpoints catch only an attacker who left
@@ -61,6 +72,7 @@
 //!   checked only when the caller supplies one.
 
 mod files;
+mod proof;
 mod verify;
 mod writer;
 
@@ -68,6 +80,10 @@ use std::time::Duration;
 
 pub use files::{
     CHECKPOINT_DIR, checkpoint_name, latest_checkpoint, list_checkpoints, read_checkpoint,
+};
+pub use proof::{
+    ConsistencyProof, InclusionProof, MAX_PROOF_BYTES, Proof, ProofCheckError, ProofSummary,
+    ProveError, check_proof, prove_consistency, prove_inclusion,
 };
 pub use verify::{
     Anchor, AnchorError, CheckpointOptions, CheckpointReport, verify_dir_with_checkpoints,
