@@ -22,8 +22,9 @@ pub const DEFAULT_CHECKPOINT_KEY_FILE: &str = "sealtrail-checkpoint.key";
 with a tamper-evident audit trail.\n\n\
 Start with `sealtrail demo` to see the whole path on a small generated model. \
 For real use: `sealtrail keygen`, then `sealtrail seal MODEL`, then `sealtrail verify`.",
-    after_help = "Exit codes: 0 success; 1 verification failed (tampered audit trail or a seal \
-that does not match device memory); 2 usage, input or I/O error."
+    after_help = "Exit codes: 0 success; 1 verification failed (tampered audit trail, a trail \
+cut back below or rewritten before its anchor, a proof that does not hold, or a seal that does \
+not match device memory); 2 usage, input or I/O error."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -45,6 +46,43 @@ pub enum Command {
     /// Signed checkpoints of the audit trail.
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
+    /// Write a proof (JSON) that anyone can check with the checkpoint verifier key alone.
+    #[command(subcommand)]
+    Prove(ProveCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProveCommand {
+    /// Prove that record SEQ is in the trail the newest stored checkpoint signs.
+    Inclusion(InclusionArgs),
+    /// Prove that the trail of the stored checkpoint of NEW records extends that of OLD records.
+    Consistency(ConsistencyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InclusionArgs {
+    /// Sequence number of the record.
+    pub seq: u64,
+    /// Audit directory.
+    #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
+    pub audit_dir: PathBuf,
+    /// Write the proof to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsistencyArgs {
+    /// Tree size of the older stored checkpoint.
+    pub old: u64,
+    /// Tree size of the newer stored checkpoint.
+    pub new: u64,
+    /// Audit directory.
+    #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
+    pub audit_dir: PathBuf,
+    /// Write the proof to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +172,15 @@ pub struct VerifyArgs {
     /// prove the trail still has every record it commits to, unchanged.
     #[arg(long, value_name = "FILE", requires = "checkpoint_key")]
     pub anchor: Option<PathBuf>,
+    /// Check a proof written by `sealtrail prove` instead of the trail: needs only
+    /// --checkpoint-key, not the audit key or directory.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "checkpoint_key",
+        conflicts_with = "anchor"
+    )]
+    pub proof: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

@@ -168,3 +168,64 @@ fn export_without_checkpoints_says_how_to_get_them() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(err.contains("sealtrail keygen"), "{err}");
 }
+
+#[test]
+fn proofs_check_out_offline_with_only_the_verifier_key_and_an_altered_proof_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    sealtrail(dir.path())
+        .args(["seal", "model.safetensors"])
+        .assert()
+        .success();
+    let sizes: Vec<u64> =
+        audit_logging::logtree::list_checkpoints(&dir.path().join("sealtrail-audit"))
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    sealtrail(dir.path())
+        .args(["prove", "inclusion", "3", "--out", "inclusion.json"])
+        .assert()
+        .success();
+    let out = sealtrail(dir.path())
+        .args([
+            "prove",
+            "consistency",
+            &sizes[0].to_string(),
+            &sizes[1].to_string(),
+        ])
+        .assert()
+        .success();
+    fs::write(
+        dir.path().join("consistency.json"),
+        &out.get_output().stdout,
+    )
+    .unwrap();
+
+    // The checker has the proofs and the verifier key, nothing else.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for name in ["inclusion.json", "consistency.json"] {
+        let proof = elsewhere.path().join(name);
+        fs::copy(dir.path().join(name), &proof).unwrap();
+        let out = sealtrail(elsewhere.path())
+            .args(["verify", "--json", "--checkpoint-key", &vkey, "--proof"])
+            .arg(&proof)
+            .assert()
+            .success();
+        let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        assert_eq!(v["status"], "valid", "{v}");
+
+        // One hash of the proof altered.
+        let mut p: serde_json::Value = serde_json::from_slice(&fs::read(&proof).unwrap()).unwrap();
+        let first = p["proof"][0].as_str().unwrap().to_owned();
+        let flipped = if first.starts_with('0') { "1" } else { "0" }.to_owned() + &first[1..];
+        p["proof"][0] = flipped.into();
+        fs::write(&proof, serde_json::to_vec(&p).unwrap()).unwrap();
+        sealtrail(elsewhere.path())
+            .args(["verify", "--checkpoint-key", &vkey, "--proof"])
+            .arg(&proof)
+            .assert()
+            .code(1);
+    }
+}

@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod demo;
 pub mod keygen;
+pub mod prove;
 pub mod query;
 pub mod seal;
 mod sealing;

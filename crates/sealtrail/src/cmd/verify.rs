@@ -16,6 +16,9 @@ use crate::cli::VerifyArgs;
 use crate::output::{byte_bar, describe, outln, shown};
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
+    if let (Some(proof), Some(vkey)) = (&args.proof, &args.checkpoint_key) {
+        return crate::cmd::prove::check(proof, vkey, args.json);
+    }
     let dir = &args.trail.audit_dir;
     let checked = load_key(&args.trail.key).and_then(|key| {
         let options = checkpoint_options(args, &key)?;
