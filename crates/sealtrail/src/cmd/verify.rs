@@ -77,13 +77,8 @@ fn checkpoint_options(args: &VerifyArgs, key: &AuditKey) -> anyhow::Result<Check
     Ok(options.trusted_key(trusted))
 }
 
-/// Verifies `dir` with a progress bar, checking the roots of stored
-/// checkpoints.
-pub fn verify_trail(dir: &Path, key: &AuditKey) -> anyhow::Result<VerifyReport> {
-    verify_trail_with(dir, key, &CheckpointOptions::new())
-}
-
-/// [`verify_trail`] with a trusted checkpoint key and anchor.
+/// Verifies `dir` with a progress bar, checking the chain, the stored
+/// checkpoints and, as `options` say, their signatures and an anchor.
 pub fn verify_trail_with(
     dir: &Path,
     key: &AuditKey,
