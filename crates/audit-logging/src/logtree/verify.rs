@@ -131,7 +131,7 @@ pub struct CheckpointReport {
 
 /// [`verify_dir_with_progress`](crate::verify::verify_dir_with_progress)
 /// plus the Merkle tree: while streaming, it recomputes the tree (O(log n)
-/// hashes, plus 8 bytes per stored checkpoint file) and, when the log
+/// hashes, plus the list of stored checkpoint file names) and, when the log
 /// reaches a stored checkpoint's size, checks that checkpoint (root, and
 /// signature with a trusted key), and likewise the anchor's root. At the end,
 /// a stored checkpoint or anchor larger than the log is a truncation
