@@ -92,6 +92,17 @@ pub enum OpenError {
         /// The store's directory.
         path: PathBuf,
     },
+    /// The log no longer has the tree its newest signed checkpoint commits
+    /// to (see [`logtree`](crate::logtree)): records were cut off or
+    /// rewritten, or the checkpoint is damaged. The logger does not sign a
+    /// history it cannot vouch for.
+    #[error("cannot continue the checkpointed log at {path}: {reason}")]
+    CheckpointMismatch {
+        /// The audit directory or checkpoint file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
     /// The log has used every sequence number.
     #[error("the audit log in {path} has no sequence numbers left; start a new log directory")]
     SequenceExhausted {

@@ -74,8 +74,10 @@ pub const DEFAULT_EPOCH_INTERVAL: Duration = Duration::from_secs(60);
 /// The writer's current epoch key, in the audit directory.
 pub const WRITER_KEY_FILE: &str = "writer.key";
 
-const SEED_DOMAIN: &[u8] = b"sealtrail/forward/seed/v1";
-const EVOLVE_DOMAIN: &[u8] = b"sealtrail/forward/evolve/v1";
+/// The message the audit key MACs to make the key of epoch 0.
+pub const SEED_DOMAIN: &[u8] = b"sealtrail/forward/seed/v1";
+/// The message each epoch key MACs to make the next epoch's key.
+pub const EVOLVE_DOMAIN: &[u8] = b"sealtrail/forward/evolve/v1";
 const WRITER_KEY_HEADER: &str = "sealtrail-writer-key v1";
 const MAX_WRITER_KEY_FILE_BYTES: u64 = 512;
 

@@ -30,11 +30,15 @@
 //!   authenticators, numbering and links, and names the first bad record
 //!   ([`verify::Finding`]). [`query::query`] reads events back by type,
 //!   severity and time.
-//! - Building blocks for what a local check cannot prove: [`merkle`] is an
-//!   RFC 9162 Merkle tree with inclusion and consistency proofs, and
-//!   [`checkpoint`] signs and opens tree heads in the C2SP `tlog-checkpoint`
-//!   and `signed-note` formats with Ed25519, so that tools outside sealtrail
-//!   can check them.
+//! - What a local check cannot prove: with a [`checkpoint::CheckpointSigner`]
+//!   in [`LoggerConfig::checkpoint_signer`], every record is also a leaf of
+//!   an RFC 9162 Merkle tree ([`merkle`]) and the writer signs checkpoints of
+//!   it in the C2SP `tlog-checkpoint` and `signed-note` formats
+//!   ([`checkpoint`]), so tools outside sealtrail can check them.
+//!   [`logtree::verify_dir_with_checkpoints`] checks them while verifying,
+//!   and against an *anchor* — a checkpoint exported and kept elsewhere —
+//!   which catches records cut off the end and a history rewritten with a
+//!   stolen record key. [`logtree`] explains the layout and the limits.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -62,14 +66,15 @@
 //! - A thief of the writer key can rewrite the current key epoch (up to
 //!   [`forward::DEFAULT_EPOCH_RECORDS`] records or
 //!   [`forward::DEFAULT_EPOCH_INTERVAL`] by default); a thief of the audit
-//!   key can rewrite everything. The logger does not yet build the Merkle
-//!   tree over its records or write signed checkpoints; [`merkle`] and
-//!   [`checkpoint`] are tested on their own, not wired in.
+//!   key can rewrite the whole chain, which only a signed checkpoint kept out
+//!   of the attacker's reach (an anchor) then shows, for the records it
+//!   covers.
 //! - Old epoch keys are overwritten in memory and the key file is replaced
 //!   by rename; whether the old file's blocks are really gone is up to the
 //!   file system and the disk.
 //! - Removing the newest records from the end of the log is not detectable by
-//!   a local check alone (nothing outside the log remembers the head yet).
+//!   the chain alone; it takes an anchor (or stored checkpoints the attacker
+//!   left in place). No inclusion or consistency proofs are served yet.
 //! - Records are fsynced at most [`SYNC_INTERVAL`] after they are written, or
 //!   on [`AuditLogger::flush`]; there is no per-event durable emit yet. On an
 //!   I/O error the writer stops (the error is sticky and reported to every
@@ -97,6 +102,7 @@ pub mod event;
 pub mod forward;
 pub mod key;
 pub mod logger;
+pub mod logtree;
 pub mod merkle;
 pub mod query;
 pub mod record;

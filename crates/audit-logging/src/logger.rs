@@ -60,6 +60,8 @@ pub struct LoggerConfig {
     max_segment_bytes: u64,
     epoch_records: u64,
     epoch_interval: Duration,
+    /// Signed checkpoints; set through the methods in [`crate::logtree`].
+    pub(crate) checkpoints: crate::logtree::CheckpointSettings,
 }
 
 impl LoggerConfig {
@@ -72,6 +74,7 @@ impl LoggerConfig {
             max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
             epoch_records: DEFAULT_EPOCH_RECORDS,
             epoch_interval: DEFAULT_EPOCH_INTERVAL,
+            checkpoints: Default::default(),
         }
     }
 
@@ -190,10 +193,11 @@ impl AuditLogger {
     }
 
     fn start(config: LoggerConfig, key: Option<&AuditKey>) -> Result<Self, OpenError> {
-        let (store, shared) = start_chain(&config, key)?;
+        let (store, shared, checkpoints) = start_chain(&config, key)?;
         let (events_tx, events_rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
-        let writer = Writer::new(store, events_rx, control_rx, Arc::clone(&shared));
+        let writer = Writer::new(store, events_rx, control_rx, Arc::clone(&shared))
+            .with_checkpoints(checkpoints);
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run())
@@ -341,11 +345,20 @@ impl Drop for AuditLogger {
 /// Opens the store and writes the opening records: `audit.logger_started`,
 /// and `audit.torn_tail_recovered` when a torn tail was cut. They are fsynced
 /// before the logger accepts events, so every start is on record.
-fn start_chain(
-    config: &LoggerConfig,
-    key: Option<&AuditKey>,
-) -> Result<(Store, Arc<Shared>), OpenError> {
+type Started = (Store, Arc<Shared>, Option<crate::logtree::Checkpointer>);
+
+fn start_chain(config: &LoggerConfig, key: Option<&AuditKey>) -> Result<Started, OpenError> {
     let (mut store, torn) = Store::open(&config.dir, key, config.store_config())?;
+    // The checkpoint origin names the audit key the trail started from,
+    // which the store knows even when resumed without that key.
+    let key_id = store.origin().to_string();
+    // Checkpoints: the tree is rebuilt before the opening records join it.
+    let checkpoints = crate::logtree::resume_tree(config, &key_id, store.head().last_seq)?.map(
+        |(tree, checkpointer)| {
+            store.set_tree(tree);
+            checkpointer
+        },
+    );
     let resumed_after = store.head().last_seq;
     let io_err = |source| OpenError::Io {
         path: config.dir.clone(),
@@ -378,7 +391,7 @@ fn start_chain(
     }
     store.sync().map_err(io_err)?;
     let shared = Arc::new(Shared::new(store.head().last_seq, opening.len() as u64));
-    Ok((store, shared))
+    Ok((store, shared, checkpoints))
 }
 
 /// The JSON stored for an event that could not be serialized: a security

@@ -63,6 +63,25 @@ pub enum FindingKind {
     /// opens the next epoch without the previous key's consent: a record
     /// forged with a stolen later key, or records removed across epochs.
     KeyEvolutionMismatch,
+    /// A stored checkpoint cannot be read as a signed checkpoint of this log
+    /// (malformed, another log's origin, or a file name that does not match
+    /// its tree size). See [`logtree`](crate::logtree).
+    CheckpointInvalid,
+    /// A stored checkpoint does not verify under the trusted checkpoint key.
+    CheckpointBadSignature,
+    /// The first `size` records do not hash to the root of the stored
+    /// checkpoint of that size: a record at or before it was changed, even if
+    /// its authenticator and links were recomputed.
+    CheckpointRootMismatch,
+    /// A stored checkpoint commits to more records than the log has: records
+    /// were cut off the end.
+    TruncatedBelowCheckpoint,
+    /// The log's first `size` records do not hash to the anchor's root: the
+    /// log was rewritten before the anchor.
+    CheckpointInconsistentWithAnchor,
+    /// The log has fewer records than the anchor commits to: records were
+    /// cut off the end.
+    TruncatedBelowAnchor,
 }
 
 impl FindingKind {
@@ -79,6 +98,12 @@ impl FindingKind {
             FindingKind::Truncated => "truncated",
             FindingKind::SegmentMismatch => "segment_mismatch",
             FindingKind::KeyEvolutionMismatch => "key_evolution_mismatch",
+            FindingKind::CheckpointInvalid => "checkpoint_invalid",
+            FindingKind::CheckpointBadSignature => "checkpoint_bad_signature",
+            FindingKind::CheckpointRootMismatch => "checkpoint_root_mismatch",
+            FindingKind::TruncatedBelowCheckpoint => "truncated_below_checkpoint",
+            FindingKind::CheckpointInconsistentWithAnchor => "checkpoint_inconsistent_with_anchor",
+            FindingKind::TruncatedBelowAnchor => "truncated_below_anchor",
         }
     }
 }
@@ -144,6 +169,11 @@ pub struct VerifyReport {
     pub by_type: BTreeMap<String, u64>,
     /// The first bad record, if any.
     pub finding: Option<Finding>,
+    /// What was checked of the Merkle tree and its checkpoints; only
+    /// [`verify_dir_with_checkpoints`](crate::logtree::verify_dir_with_checkpoints)
+    /// fills it in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<crate::logtree::CheckpointReport>,
 }
 
 impl VerifyReport {
@@ -190,7 +220,46 @@ pub fn verify_dir(dir: &Path, key: &AuditKey) -> Result<VerifyReport, VerifyErro
 pub fn verify_dir_with_progress(
     dir: &Path,
     key: &AuditKey,
+    progress: impl FnMut(Progress),
+) -> Result<VerifyReport, VerifyError> {
+    verify_dir_observed(dir, key, progress, &mut NoObserver)
+}
+
+/// Where a record is, for an observer's finding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Place<'a> {
+    pub segment: &'a Path,
+    pub line: u64,
+    pub offset: u64,
+}
+
+/// Sees every record that passed the chain checks, in log order, and may
+/// end the verification with a finding of its own. [`crate::logtree`]
+/// checks checkpoints this way.
+pub(crate) trait RecordObserver {
+    /// Record `seq`, whose whole line is `line`, passed.
+    fn record(&mut self, line: &[u8], seq: u64, at: Place<'_>) -> Result<(), Finding>;
+    /// The log ended without a chain finding; `last` is its last record.
+    fn finish(&mut self, last_seq: u64, last: Option<Place<'_>>) -> Result<(), Finding>;
+}
+
+struct NoObserver;
+
+impl RecordObserver for NoObserver {
+    fn record(&mut self, _: &[u8], _: u64, _: Place<'_>) -> Result<(), Finding> {
+        Ok(())
+    }
+    fn finish(&mut self, _: u64, _: Option<Place<'_>>) -> Result<(), Finding> {
+        Ok(())
+    }
+}
+
+/// [`verify_dir_with_progress`], showing each good record to `observer`.
+pub(crate) fn verify_dir_observed(
+    dir: &Path,
+    key: &AuditKey,
     mut progress: impl FnMut(Progress),
+    observer: &mut dyn RecordObserver,
 ) -> Result<VerifyReport, VerifyError> {
     let io_at = |path: &Path| {
         let path = path.to_owned();
@@ -208,6 +277,7 @@ pub fn verify_dir_with_progress(
     let mut chain = Chain::new(key);
     let mut done = 0u64;
     let mut buf = Vec::new();
+    let mut last: Option<Place<'_>> = None;
     for (promised, path) in &segments {
         let file = fs::open_read(path).map_err(io_at(path))?;
         let mut lines = LineReader::new(BufReader::with_capacity(1 << 16, file));
@@ -215,12 +285,21 @@ pub fn verify_dir_with_progress(
         let mut first_in_segment = true;
         while let Some(info) = lines.next_line(&mut buf).map_err(io_at(path))? {
             done = done.saturating_add(info.len).saturating_add(1);
-            if let Err(finding) = chain.check(&buf, info, *promised, first_in_segment, path) {
+            let place = Place {
+                segment: path,
+                line: info.number,
+                offset: info.offset,
+            };
+            let checked = chain
+                .check(&buf, info, *promised, first_in_segment, path)
+                .and_then(|rec| observer.record(&buf, rec.seq, place));
+            if let Err(finding) = checked {
                 chain.report.finding = Some(finding);
                 progress(Progress { done: total, total });
                 return Ok(chain.report);
             }
             first_in_segment = false;
+            last = Some(place);
             if info.number % 4096 == 0 {
                 progress(Progress {
                     done: done.min(total),
@@ -236,6 +315,9 @@ pub fn verify_dir_with_progress(
             done: done.min(total),
             total,
         });
+    }
+    if let Err(finding) = observer.finish(chain.last_seq, last) {
+        chain.report.finding = Some(finding);
     }
     Ok(chain.report)
 }
@@ -284,6 +366,7 @@ impl Chain {
                 torn_tails_recovered: 0,
                 by_type: BTreeMap::new(),
                 finding: None,
+                checkpoints: None,
             },
         }
     }
@@ -508,6 +591,12 @@ mod tests {
             Truncated,
             SegmentMismatch,
             KeyEvolutionMismatch,
+            CheckpointInvalid,
+            CheckpointBadSignature,
+            CheckpointRootMismatch,
+            TruncatedBelowCheckpoint,
+            CheckpointInconsistentWithAnchor,
+            TruncatedBelowAnchor,
         ];
         for kind in all {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());

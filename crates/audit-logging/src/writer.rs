@@ -159,6 +159,8 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     /// When the oldest write not yet fsynced happened.
     dirty_since: Option<Instant>,
+    /// Signs checkpoints, when configured (see [`crate::logtree`]).
+    checkpoints: Option<crate::logtree::Checkpointer>,
 }
 
 impl Writer {
@@ -174,7 +176,14 @@ impl Writer {
             control,
             shared,
             dirty_since: None,
+            checkpoints: None,
         }
+    }
+
+    /// Signs checkpoints with `checkpoints`, if any.
+    pub fn with_checkpoints(mut self, checkpoints: Option<crate::logtree::Checkpointer>) -> Self {
+        self.checkpoints = checkpoints;
+        self
     }
 
     /// Runs until shutdown, or until every logger handle is gone.
@@ -199,6 +208,7 @@ impl Writer {
                 default(timeout) => {}
             }
             self.sync_if_due();
+            self.checkpoint_if_due();
         }
         // Every handle is gone without a shutdown: keep what was queued.
         let _ = self.drain_and_sync();
@@ -303,7 +313,33 @@ impl Writer {
             tracing::warn!("no sequence number left for the audit stop record");
         }
         self.sync()?;
+        self.checkpoint()?;
         Ok(self.store.head().last_seq)
+    }
+
+    /// Writes a checkpoint if one is due; a failure is recorded in `shared`.
+    fn checkpoint_if_due(&mut self) {
+        let size = self.store.tree().map_or(0, |t| t.size());
+        if let Some(c) = &self.checkpoints
+            && c.is_due(size, Instant::now())
+        {
+            let _ = self.checkpoint();
+        }
+    }
+
+    /// Fsyncs the records, then signs and stores a checkpoint of them. An
+    /// error is sticky, like any I/O error of the writer.
+    fn checkpoint(&mut self) -> Result<(), FlushError> {
+        self.sync()?;
+        let (Some(checkpoints), Some(tree)) = (&mut self.checkpoints, self.store.tree()) else {
+            return Ok(());
+        };
+        if let Err(e) = checkpoints.write(tree, Instant::now()) {
+            self.shared
+                .fail(format!("writing a signed checkpoint: {e}"));
+            return Err(self.shared.failure().unwrap_or(FlushError::WriterGone));
+        }
+        Ok(())
     }
 }
 

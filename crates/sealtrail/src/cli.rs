@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 pub const DEFAULT_AUDIT_DIR: &str = "sealtrail-audit";
 /// Default audit key file, relative to the working directory.
 pub const DEFAULT_KEY_FILE: &str = "sealtrail.key";
+/// Default checkpoint signing key file name, in the audit key's directory.
+pub const DEFAULT_CHECKPOINT_KEY_FILE: &str = "sealtrail-checkpoint.key";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,8 +22,9 @@ pub const DEFAULT_KEY_FILE: &str = "sealtrail.key";
 with a tamper-evident audit trail.\n\n\
 Start with `sealtrail demo` to see the whole path on a small generated model. \
 For real use: `sealtrail keygen`, then `sealtrail seal MODEL`, then `sealtrail verify`.",
-    after_help = "Exit codes: 0 success; 1 verification failed (tampered audit trail or a seal \
-that does not match device memory); 2 usage, input or I/O error."
+    after_help = "Exit codes: 0 success; 1 verification failed (tampered audit trail, a trail \
+cut back below or rewritten before its anchor, a proof that does not hold, or a seal that does \
+not match device memory); 2 usage, input or I/O error."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -30,7 +33,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a new audit key file (mode 0600).
+    /// Create a new audit key file and checkpoint signing key file (mode 0600).
     Keygen(KeygenArgs),
     /// Run the whole path on a generated sample model in a scratch directory.
     Demo(DemoArgs),
@@ -40,6 +43,63 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print audit events, filtered by type, severity and time.
     Query(QueryArgs),
+    /// Signed checkpoints of the audit trail.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
+    /// Write a proof (JSON) that anyone can check with the checkpoint verifier key alone.
+    #[command(subcommand)]
+    Prove(ProveCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProveCommand {
+    /// Prove that record SEQ is in the trail the newest stored checkpoint signs.
+    Inclusion(InclusionArgs),
+    /// Prove that the trail of the stored checkpoint of NEW records extends that of OLD records.
+    Consistency(ConsistencyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InclusionArgs {
+    /// Sequence number of the record.
+    pub seq: u64,
+    /// Audit directory.
+    #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
+    pub audit_dir: PathBuf,
+    /// Write the proof to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsistencyArgs {
+    /// Tree size of the older stored checkpoint.
+    pub old: u64,
+    /// Tree size of the newer stored checkpoint.
+    pub new: u64,
+    /// Audit directory.
+    #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
+    pub audit_dir: PathBuf,
+    /// Write the proof to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Write the newest signed checkpoint, to keep off this host as an anchor for
+    /// `verify --anchor`.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Audit directory.
+    #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
+    pub audit_dir: PathBuf,
+    /// Write the checkpoint to this file (replacing it) instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Where the audit trail lives and which key authenticates it.
@@ -58,6 +118,10 @@ pub struct KeygenArgs {
     /// Where to write the key; refuses to overwrite an existing file.
     #[arg(long, env = "SEALTRAIL_KEY", default_value = DEFAULT_KEY_FILE)]
     pub out: PathBuf,
+    /// Where to write the checkpoint signing key; refuses to overwrite an existing file.
+    /// Default: sealtrail-checkpoint.key beside the audit key.
+    #[arg(long, env = "SEALTRAIL_CHECKPOINT_KEY")]
+    pub checkpoint_key_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +148,10 @@ pub struct SealArgs {
     /// distribution publishes it.
     #[arg(long, value_name = "HEX")]
     pub expected_sha256: Option<audit_logging::Digest>,
+    /// Checkpoint signing key file, as written by `sealtrail keygen`; used when it exists.
+    /// Default: sealtrail-checkpoint.key beside the audit key.
+    #[arg(long, env = "SEALTRAIL_CHECKPOINT_KEY")]
+    pub checkpoint_key_file: Option<PathBuf>,
     /// Worker id recorded in every event.
     #[arg(long, env = "SEALTRAIL_WORKER_ID", default_value = "sealtrail-cli")]
     pub worker_id: String,
@@ -96,6 +164,23 @@ pub struct SealArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub trail: TrailArgs,
+    /// Checkpoint verifier key (`<name>+<hash>+<key>`, as `sealtrail keygen` prints it):
+    /// check the signature of every stored checkpoint. Without it only their roots are checked.
+    #[arg(long, env = "SEALTRAIL_CHECKPOINT_VKEY", value_name = "VKEY")]
+    pub checkpoint_key: Option<String>,
+    /// A checkpoint exported earlier (`sealtrail checkpoint export`) and kept off this host:
+    /// prove the trail still has every record it commits to, unchanged.
+    #[arg(long, value_name = "FILE", requires = "checkpoint_key")]
+    pub anchor: Option<PathBuf>,
+    /// Check a proof written by `sealtrail prove` instead of the trail: needs only
+    /// --checkpoint-key, not the audit key or directory.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "checkpoint_key",
+        conflicts_with = "anchor"
+    )]
+    pub proof: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -130,6 +215,24 @@ pub struct QueryArgs {
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+impl KeygenArgs {
+    /// Where the checkpoint signing key goes.
+    pub fn checkpoint_key_path(&self) -> PathBuf {
+        self.checkpoint_key_out
+            .clone()
+            .unwrap_or_else(|| self.out.with_file_name(DEFAULT_CHECKPOINT_KEY_FILE))
+    }
+}
+
+impl SealArgs {
+    /// Where the checkpoint signing key is looked for.
+    pub fn checkpoint_key_path(&self) -> PathBuf {
+        self.checkpoint_key_file
+            .clone()
+            .unwrap_or_else(|| self.trail.key.with_file_name(DEFAULT_CHECKPOINT_KEY_FILE))
+    }
 }
 
 /// Parses a shard size; zero is refused.

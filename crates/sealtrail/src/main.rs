@@ -6,9 +6,9 @@
 //!
 //! | code | meaning |
 //! | --- | --- |
-//! | 0 | success; for `verify`, the trail is intact |
-//! | 1 | verification failed: the trail is tampered, a seal does not match device memory, or a model is not the expected file |
-//! | 2 | usage, input or I/O error (clap's own usage errors also exit 2) |
+//! | 0 | success; for `verify`, the trail is intact (and extends the `--anchor`), or the `--proof` holds |
+//! | 1 | verification failed: the trail is tampered (a stored checkpoint or the anchor it no longer matches included), a proof does not hold, a seal does not match device memory, or a model is not the expected file |
+//! | 2 | usage, input or I/O error, an anchor that is not a checkpoint of this trail under `--checkpoint-key`, a file that is not a proof (clap's own usage errors also exit 2) |
 
 mod cli;
 mod cmd;
@@ -39,6 +39,8 @@ fn main() -> ExitCode {
         Command::Seal(args) => cmd::seal::run(&args),
         Command::Verify(args) => cmd::verify::run(&args),
         Command::Query(args) => cmd::query::run(&args),
+        Command::Checkpoint(cmd) => cmd::checkpoint::run(&cmd),
+        Command::Prove(cmd) => cmd::prove::run(&cmd),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

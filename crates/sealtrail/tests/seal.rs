@@ -8,7 +8,9 @@ fn sealtrail(cwd: &Path) -> Command {
     let mut cmd = Command::cargo_bin("sealtrail").unwrap();
     cmd.current_dir(cwd)
         .env_remove("SEALTRAIL_AUDIT_DIR")
-        .env_remove("SEALTRAIL_KEY");
+        .env_remove("SEALTRAIL_KEY")
+        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
+        .env_remove("SEALTRAIL_CHECKPOINT_VKEY");
     cmd
 }
 

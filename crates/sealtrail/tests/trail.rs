@@ -10,7 +10,9 @@ use chrono::{TimeZone, Utc};
 fn sealtrail() -> Command {
     let mut cmd = Command::cargo_bin("sealtrail").unwrap();
     cmd.env_remove("SEALTRAIL_AUDIT_DIR")
-        .env_remove("SEALTRAIL_KEY");
+        .env_remove("SEALTRAIL_KEY")
+        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
+        .env_remove("SEALTRAIL_CHECKPOINT_VKEY");
     cmd
 }
 

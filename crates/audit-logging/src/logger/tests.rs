@@ -12,7 +12,7 @@ fn paused_with(
     key: AuditKey,
 ) -> (AuditLogger, crossbeam_channel::Receiver<String>) {
     let (dir, capacity) = (config.dir.clone(), config.queue_capacity);
-    let (_store, shared) = start_chain(&config, Some(&key)).unwrap();
+    let (_store, shared, _) = start_chain(&config, Some(&key)).unwrap();
     let (events, events_rx) = crossbeam_channel::bounded(capacity);
     let (control, _control_rx) = crossbeam_channel::unbounded();
     let logger = AuditLogger {

@@ -106,6 +106,9 @@ pub(crate) struct Store {
     pending: Vec<u8>,
     /// Whether bytes were handed to the OS since the last fsync.
     unsynced: bool,
+    /// The Merkle tree over every record, when checkpoints are signed
+    /// (see [`logtree`](crate::logtree)).
+    tree: Option<crate::merkle::CompactRange>,
 }
 
 /// The file whose lock marks a directory as owned by a writer.
@@ -205,8 +208,14 @@ impl Store {
             head,
             pending: Vec::new(),
             unsynced: false,
+            tree: None,
         };
         Ok((store, torn))
+    }
+
+    /// The id of the audit key the trail's key chain started from.
+    pub fn origin(&self) -> &crate::KeyId {
+        self.key.origin()
     }
 
     /// The chain head, counting records appended but not yet written.
@@ -288,6 +297,9 @@ impl Store {
         if queued > 0 && queued.saturating_add(line_len) > self.config.max_segment_bytes {
             self.rotate(seq)?;
         }
+        if let Some(tree) = &mut self.tree {
+            crate::logtree::append_line(tree, &line)?;
+        }
         self.head = ChainHead {
             last_seq: seq,
             last_hash: record::line_hash(&line),
@@ -295,6 +307,17 @@ impl Store {
         self.pending.extend_from_slice(&line);
         self.pending.push(b'\n');
         Ok(())
+    }
+
+    /// Keeps `tree`, the tree of every record so far, up to date from now
+    /// on.
+    pub fn set_tree(&mut self, tree: crate::merkle::CompactRange) {
+        self.tree = Some(tree);
+    }
+
+    /// The tree of every record appended, if one is kept.
+    pub fn tree(&self) -> Option<&crate::merkle::CompactRange> {
+        self.tree.as_ref()
     }
 
     /// Hands queued lines to the OS in one write.

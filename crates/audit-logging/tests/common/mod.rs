@@ -6,6 +6,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod note_spec;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;

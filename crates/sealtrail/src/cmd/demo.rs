@@ -4,7 +4,8 @@
 //! It writes a small safetensors model and a fresh audit key, seals the
 //! model into the host-memory simulation, verifies every shard, flips one
 //! bit of one resident shard and shows verification catching it, frees
-//! everything, and finally verifies the audit trail it wrote. It succeeds
+//! everything, and finally verifies the audit trail it wrote, with the
+//! checkpoints it signed under a fresh checkpoint key. It succeeds
 //! only if all of that behaves as it should, the caught corruption
 //! included.
 
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use audit_logging::checkpoint::{CheckpointSigner, KeyName};
+use audit_logging::logtree::{CheckpointOptions, origin_for};
 use audit_logging::{AuditKey, AuditLogger, LoggerConfig};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
@@ -22,7 +25,7 @@ use vram_residency::SealModelOptions;
 use crate::Outcome;
 use crate::cli::DemoArgs;
 use crate::cmd::sealing::{host_manager, print_rows, release_all, seal_with_progress, verify_all};
-use crate::cmd::verify::{print_report, verify_trail};
+use crate::cmd::verify::{print_report, verify_trail_with};
 use crate::output::{outln, shown};
 
 /// Shard size for the demo: small enough that the sample model has several.
@@ -58,9 +61,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
     write_sample_model(&model_path)?;
     let key = AuditKey::generate()?;
     key.save_new(&dir.join("audit.key"))?;
+    let signer = CheckpointSigner::generate(KeyName::new(&origin_for(key.id().as_str()))?)?;
+    signer.save_new(&dir.join("checkpoint.key"))?;
+    let checkpoint_key = signer.verifier();
     let audit_dir = dir.join("audit");
     let logger = Arc::new(AuditLogger::open(
-        LoggerConfig::new(&audit_dir),
+        LoggerConfig::new(&audit_dir).checkpoint_signer(signer),
         key.clone(),
     )?);
     let manager = host_manager(Arc::clone(&logger), "demo-worker")?;
@@ -100,8 +106,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
     release_all(&manager, model.shards.clone())?;
     drop(manager);
     logger.shutdown().context("cannot finish the audit trail")?;
-    let report = verify_trail(&audit_dir, &key)?;
-    say("5. verified the audit trail:".into())?;
+    let trusted = CheckpointOptions::new().trusted_key(checkpoint_key);
+    let report = verify_trail_with(&audit_dir, &key, &trusted)?;
+    say("5. verified the audit trail and its signed checkpoints:".into())?;
     if !args.json {
         print_report(&audit_dir, &report)?;
         print_counts(&report.by_type)?;
@@ -115,6 +122,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
     let as_expected = clean.iter().all(|r| r.verified)
         && caught == [target.shard_index]
         && report.is_intact()
+        && report
+            .checkpoints
+            .as_ref()
+            .is_some_and(|c| c.checked > 0 && c.signatures_checked)
         && report.by_type.get("vram.seal_verification_failed") == Some(&1);
     if args.json {
         let out = json!({

@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod checkpoint;
 pub mod demo;
 pub mod keygen;
+pub mod prove;
 pub mod query;
 pub mod seal;
 mod sealing;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use audit_logging::checkpoint::CheckpointSigner;
 use audit_logging::forward::WRITER_KEY_FILE;
 use audit_logging::{AuditLogger, LoggerConfig};
 use serde_json::json;
@@ -22,7 +23,15 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
         anyhow::bail!("the model {} is not a regular file", shown(&args.model));
     }
     let dir = &args.trail.audit_dir;
-    let config = LoggerConfig::new(dir);
+    let mut config = LoggerConfig::new(dir);
+    let checkpoint_key = args.checkpoint_key_path();
+    let signs_checkpoints = checkpoint_key.symlink_metadata().is_ok();
+    if signs_checkpoints {
+        let signer = CheckpointSigner::load(&checkpoint_key).with_context(|| {
+            format!("cannot load the checkpoint key {}", shown(&checkpoint_key))
+        })?;
+        config = config.checkpoint_signer(signer);
+    }
     // A trail that exists continues with its writer key, so the audit key
     // can live off this host; a new one needs the audit key.
     let resumable = dir.join(WRITER_KEY_FILE).is_file() && !args.trail.key.exists();
@@ -65,6 +74,7 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
             "all_verified": all_verified,
             "audit_dir": dir,
             "audit_last_seq": report.last_seq,
+            "checkpoints_signed": signs_checkpoints,
         });
         outln!("{out}");
     } else {
@@ -77,6 +87,17 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
             shown(dir),
             report.last_seq
         );
+        if signs_checkpoints {
+            outln!(
+                "checkpoints signed with {}; export one with `sealtrail checkpoint export`",
+                shown(&checkpoint_key)
+            );
+        } else {
+            outln!(
+                "no checkpoint key at {}: no checkpoints signed",
+                shown(&checkpoint_key)
+            );
+        }
     }
     Ok(if all_verified {
         Outcome::Success

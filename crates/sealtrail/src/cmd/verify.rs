@@ -4,7 +4,11 @@ use std::path::Path;
 
 use anyhow::Context;
 use audit_logging::AuditKey;
-use audit_logging::verify::{FindingKind, VerifyReport, verify_dir_with_progress};
+use audit_logging::checkpoint::NoteVerifier;
+use audit_logging::logtree::{
+    Anchor, CheckpointOptions, CheckpointReport, verify_dir_with_checkpoints,
+};
+use audit_logging::verify::{FindingKind, VerifyReport};
 use serde_json::json;
 
 use crate::Outcome;
@@ -12,8 +16,14 @@ use crate::cli::VerifyArgs;
 use crate::output::{byte_bar, describe, outln, shown};
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
+    if let (Some(proof), Some(vkey)) = (&args.proof, &args.checkpoint_key) {
+        return crate::cmd::prove::check(proof, vkey, args.json);
+    }
     let dir = &args.trail.audit_dir;
-    let checked = load_key(&args.trail.key).and_then(|key| verify_trail(dir, &key));
+    let checked = load_key(&args.trail.key).and_then(|key| {
+        let options = checkpoint_options(args, &key)?;
+        verify_trail_with(dir, &key, &options)
+    });
     let report = match checked {
         Ok(report) => report,
         // Scripts asked for JSON: they get JSON, and still exit 2.
@@ -50,10 +60,32 @@ pub fn load_key(path: &Path) -> anyhow::Result<AuditKey> {
     AuditKey::load(path).with_context(|| format!("cannot load the audit key {}", shown(path)))
 }
 
-/// Verifies `dir` with a progress bar.
-pub fn verify_trail(dir: &Path, key: &AuditKey) -> anyhow::Result<VerifyReport> {
+/// The trusted checkpoint key and the anchor, as the command line gives
+/// them. Neither is ever taken from the audit directory.
+fn checkpoint_options(args: &VerifyArgs, key: &AuditKey) -> anyhow::Result<CheckpointOptions> {
+    let mut options = CheckpointOptions::new();
+    let Some(vkey) = &args.checkpoint_key else {
+        return Ok(options);
+    };
+    let trusted = NoteVerifier::parse(vkey.trim())
+        .context("--checkpoint-key is not a checkpoint verifier key (<name>+<hash>+<key>)")?;
+    if let Some(path) = &args.anchor {
+        let anchor = Anchor::load(path, key.id().as_str(), &trusted)
+            .with_context(|| format!("cannot use the anchor {}", shown(path)))?;
+        options = options.anchor(anchor);
+    }
+    Ok(options.trusted_key(trusted))
+}
+
+/// Verifies `dir` with a progress bar, checking the chain, the stored
+/// checkpoints and, as `options` say, their signatures and an anchor.
+pub fn verify_trail_with(
+    dir: &Path,
+    key: &AuditKey,
+    options: &CheckpointOptions,
+) -> anyhow::Result<VerifyReport> {
     let bar = byte_bar(0, "verifying");
-    let report = verify_dir_with_progress(dir, key, |p| {
+    let report = verify_dir_with_checkpoints(dir, key, options, |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
     })
@@ -90,6 +122,9 @@ pub fn print_report(dir: &Path, report: &VerifyReport) -> anyhow::Result<()> {
         report.torn_tails_recovered
     );
     outln!("  head {}", report.last_hash);
+    if let Some(tree) = &report.checkpoints {
+        print_tree(tree)?;
+    }
     if let Some(f) = &report.finding {
         outln!("  first bad record: {}", f.expected_seq);
         outln!(
@@ -101,6 +136,35 @@ pub fn print_report(dir: &Path, report: &VerifyReport) -> anyhow::Result<()> {
         outln!("    what:  {}: {}", f.kind, f.detail);
         if f.kind == FindingKind::KeyMismatch {
             outln!("    if the key file is the wrong one, pass the right one with --key");
+        }
+    }
+    Ok(())
+}
+
+fn print_tree(tree: &CheckpointReport) -> anyhow::Result<()> {
+    outln!(
+        "  merkle root {} over {} records",
+        tree.root,
+        tree.tree_size
+    );
+    let signatures = if tree.signatures_checked {
+        "roots and signatures checked"
+    } else {
+        "roots checked; signatures NOT checked, pass --checkpoint-key"
+    };
+    outln!(
+        "  checkpoints stored {}  matched {}  ({signatures})",
+        tree.stored,
+        tree.checked
+    );
+    match (tree.anchor_size, tree.anchor_checked) {
+        (None, _) => outln!(
+            "  no anchor: records cut off the end, or rewritten with the record key, are \
+             caught only against a checkpoint kept elsewhere (--anchor)"
+        ),
+        (Some(size), true) => outln!("  anchor: the trail extends the anchor of {size} records"),
+        (Some(size), false) => {
+            outln!("  anchor: NOT proven; the anchor commits to {size} records")
         }
     }
     Ok(())

@@ -1,0 +1,95 @@
+//! `sealtrail prove`: inclusion and consistency proofs from the stored
+//! checkpoints, and checking one (`sealtrail verify --proof`).
+
+use std::path::Path;
+
+use anyhow::Context;
+use audit_logging::checkpoint::NoteVerifier;
+use audit_logging::logtree::{
+    MAX_PROOF_BYTES, Proof, ProofCheckError, check_proof, prove_consistency, prove_inclusion,
+};
+use serde_json::json;
+
+use crate::Outcome;
+use crate::cli::ProveCommand;
+use crate::output::{outln, shown};
+
+pub fn run(command: &ProveCommand) -> anyhow::Result<Outcome> {
+    let (proof, out) = match command {
+        ProveCommand::Inclusion(args) => {
+            let proof = prove_inclusion(&args.audit_dir, args.seq).with_context(|| {
+                format!(
+                    "cannot prove record {} in {}",
+                    args.seq,
+                    shown(&args.audit_dir)
+                )
+            })?;
+            (Proof::Inclusion(proof), &args.out)
+        }
+        ProveCommand::Consistency(args) => {
+            let proof =
+                prove_consistency(&args.audit_dir, args.old, args.new).with_context(|| {
+                    format!("cannot prove consistency in {}", shown(&args.audit_dir))
+                })?;
+            (Proof::Consistency(proof), &args.out)
+        }
+    };
+    let text = serde_json::to_string_pretty(&proof)?;
+    match out {
+        None => outln!("{text}"),
+        Some(path) => {
+            std::fs::write(path, format!("{text}\n"))
+                .with_context(|| format!("cannot write {}", shown(path)))?;
+            outln!(
+                "wrote the proof to {}; check it with `sealtrail verify --proof`",
+                shown(path)
+            );
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Checks the proof file `path` with the verifier key `vkey`: exit 0 when it
+/// holds, 1 when it does not, 2 when it is not a proof at all.
+pub fn check(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
+    let trusted = NoteVerifier::parse(vkey.trim())
+        .context("--checkpoint-key is not a checkpoint verifier key (<name>+<hash>+<key>)")?;
+    let bytes = read_bounded(path)?;
+    match check_proof(&bytes, &trusted) {
+        Ok(summary) => {
+            if json {
+                outln!(
+                    "{}",
+                    json!({ "proof": path, "status": "valid", "summary": summary })
+                );
+            } else {
+                outln!("proof {}: VALID", shown(path));
+                outln!("  {} (log {})", summary.statement, summary.origin);
+            }
+            Ok(Outcome::Success)
+        }
+        Err(ProofCheckError::Failed(reason)) => {
+            if json {
+                outln!(
+                    "{}",
+                    json!({ "proof": path, "status": "invalid", "reason": reason })
+                );
+            } else {
+                outln!("proof {}: INVALID", shown(path));
+                outln!("  {}", audit_logging::Text::new(reason));
+            }
+            Ok(Outcome::VerificationFailed)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot check the proof {}", shown(path))),
+    }
+}
+
+fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", shown(path)))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PROOF_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", shown(path)))?;
+    Ok(bytes)
+}

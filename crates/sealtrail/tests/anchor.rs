@@ -1,0 +1,231 @@
+//! Checkpoints through the binary: `keygen` makes the checkpoint key and
+//! prints its verifier key, `seal` signs checkpoints, `checkpoint export`
+//! writes an anchor, and `verify --anchor` catches a trail cut back below it.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
+
+fn sealtrail(cwd: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("sealtrail").unwrap();
+    cmd.current_dir(cwd)
+        .env_remove("SEALTRAIL_AUDIT_DIR")
+        .env_remove("SEALTRAIL_KEY")
+        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
+        .env_remove("SEALTRAIL_CHECKPOINT_VKEY");
+    cmd
+}
+
+fn stdout(out: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
+}
+
+/// A two-tensor safetensors model, small enough to seal in a blink.
+fn tiny_model(path: &Path) {
+    let a = vec![1u8; 4 * 64];
+    let b = vec![2u8; 4 * 32];
+    let views = vec![
+        ("a", TensorView::new(Dtype::F32, vec![64], &a).unwrap()),
+        ("b", TensorView::new(Dtype::F32, vec![32], &b).unwrap()),
+    ];
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+/// keygen, then one seal; returns the verifier key keygen printed.
+fn sealed_trail(dir: &Path) -> String {
+    let out = sealtrail(dir).arg("keygen").assert().success();
+    let text = stdout(&out);
+    let vkey = text
+        .lines()
+        .find_map(|l| l.strip_prefix("checkpoint verifier key: "))
+        .unwrap_or_else(|| panic!("no verifier key in {text}"))
+        .to_owned();
+    tiny_model(&dir.join("model.safetensors"));
+    sealtrail(dir)
+        .args(["seal", "model.safetensors"])
+        .assert()
+        .success();
+    vkey
+}
+
+fn verify_json(dir: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = sealtrail(dir)
+        .args(["verify", "--json"])
+        .args(extra)
+        .assert();
+    let code = out.get_output().status.code().unwrap();
+    (
+        code,
+        serde_json::from_slice(&out.get_output().stdout).unwrap(),
+    )
+}
+
+#[test]
+fn keygen_writes_an_owner_only_checkpoint_key_and_refuses_to_overwrite_either_key() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    let path = dir.path().join("sealtrail-checkpoint.key");
+    assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    let signer = audit_logging::checkpoint::CheckpointSigner::load(&path).unwrap();
+    assert_eq!(signer.verifier_key(), vkey);
+    let before = fs::read(&path).unwrap();
+    fs::remove_file(dir.path().join("sealtrail.key")).unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().code(2);
+    assert_eq!(fs::read(&path).unwrap(), before);
+    assert!(
+        !dir.path().join("sealtrail.key").exists(),
+        "keygen wrote one key of the pair"
+    );
+}
+
+#[test]
+fn cutting_the_trail_below_an_exported_anchor_makes_verify_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    let out = sealtrail(dir.path())
+        .args(["checkpoint", "export", "--out", "anchor.note"])
+        .assert()
+        .success();
+    assert!(stdout(&out).contains("anchor.note"));
+    // Export to stdout gives the same bytes.
+    let printed = sealtrail(dir.path())
+        .args(["checkpoint", "export"])
+        .assert()
+        .success();
+    let anchor = fs::read(dir.path().join("anchor.note")).unwrap();
+    assert_eq!(printed.get_output().stdout, anchor);
+
+    let anchored = ["--checkpoint-key", &vkey, "--anchor", "anchor.note"];
+    let (code, v) = verify_json(dir.path(), &anchored);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["report"]["checkpoints"]["anchor_checked"], true);
+    assert_eq!(v["report"]["checkpoints"]["signatures_checked"], true);
+
+    // Cut the last two records, and the checkpoints that would show it.
+    let audit = dir.path().join("sealtrail-audit");
+    let segment = audit.join(audit_logging::segment_name(1));
+    let data = fs::read(&segment).unwrap();
+    let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
+    fs::write(&segment, lines[..lines.len() - 2].concat()).unwrap();
+    fs::remove_dir_all(audit.join("checkpoints")).unwrap();
+
+    // Without the anchor the shorter trail is a valid trail.
+    let (code, v) = verify_json(dir.path(), &["--checkpoint-key", &vkey]);
+    assert_eq!(code, 0, "{v}");
+
+    let (code, v) = verify_json(dir.path(), &anchored);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["status"], "tampered");
+    assert_eq!(v["report"]["finding"]["kind"], "truncated_below_anchor");
+}
+
+#[test]
+fn an_anchor_needs_a_checkpoint_key_and_a_wrong_one_is_an_error_not_a_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_trail(dir.path());
+    sealtrail(dir.path())
+        .args(["checkpoint", "export", "--out", "anchor.note"])
+        .assert()
+        .success();
+    sealtrail(dir.path())
+        .args(["verify", "--anchor", "anchor.note"])
+        .assert()
+        .code(2);
+    let other = tempfile::tempdir().unwrap();
+    let out = sealtrail(other.path()).arg("keygen").assert().success();
+    let wrong = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("checkpoint verifier key: "))
+        .unwrap()
+        .to_owned();
+    let out = sealtrail(dir.path())
+        .args([
+            "verify",
+            "--checkpoint-key",
+            &wrong,
+            "--anchor",
+            "anchor.note",
+        ])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("anchor"), "{err}");
+}
+
+#[test]
+fn export_without_checkpoints_says_how_to_get_them() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_trail(dir.path());
+    fs::remove_dir_all(dir.path().join("sealtrail-audit/checkpoints")).unwrap();
+    let out = sealtrail(dir.path())
+        .args(["checkpoint", "export"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("sealtrail keygen"), "{err}");
+}
+
+#[test]
+fn proofs_check_out_offline_with_only_the_verifier_key_and_an_altered_proof_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    sealtrail(dir.path())
+        .args(["seal", "model.safetensors"])
+        .assert()
+        .success();
+    let sizes: Vec<u64> =
+        audit_logging::logtree::list_checkpoints(&dir.path().join("sealtrail-audit"))
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    sealtrail(dir.path())
+        .args(["prove", "inclusion", "3", "--out", "inclusion.json"])
+        .assert()
+        .success();
+    let out = sealtrail(dir.path())
+        .args([
+            "prove",
+            "consistency",
+            &sizes[0].to_string(),
+            &sizes[1].to_string(),
+        ])
+        .assert()
+        .success();
+    fs::write(
+        dir.path().join("consistency.json"),
+        &out.get_output().stdout,
+    )
+    .unwrap();
+
+    // The checker has the proofs and the verifier key, nothing else.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for name in ["inclusion.json", "consistency.json"] {
+        let proof = elsewhere.path().join(name);
+        fs::copy(dir.path().join(name), &proof).unwrap();
+        let out = sealtrail(elsewhere.path())
+            .args(["verify", "--json", "--checkpoint-key", &vkey, "--proof"])
+            .arg(&proof)
+            .assert()
+            .success();
+        let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        assert_eq!(v["status"], "valid", "{v}");
+
+        // One hash of the proof altered.
+        let mut p: serde_json::Value = serde_json::from_slice(&fs::read(&proof).unwrap()).unwrap();
+        let first = p["proof"][0].as_str().unwrap().to_owned();
+        let flipped = if first.starts_with('0') { "1" } else { "0" }.to_owned() + &first[1..];
+        p["proof"][0] = flipped.into();
+        fs::write(&proof, serde_json::to_vec(&p).unwrap()).unwrap();
+        sealtrail(elsewhere.path())
+            .args(["verify", "--checkpoint-key", &vkey, "--proof"])
+            .arg(&proof)
+            .assert()
+            .code(1);
+    }
+}
