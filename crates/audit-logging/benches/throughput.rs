@@ -9,6 +9,8 @@
 //! - `forward-secure`: the default, a new epoch key every 10 000 records,
 //!   each handover made durable and the key file replaced.
 //! - `forward-secure, 1 000/epoch`: ten times as many evolutions.
+//! - `forward-secure + checkpoints`: the default epochs, and the Merkle tree
+//!   with a signed checkpoint every 1 000 records and at the end.
 //!
 //! The peer writes the same events' JSON, already serialized, as plain
 //! lines through a `BufWriter` and fsyncs once: no queue, no thread, no
@@ -22,7 +24,9 @@ use std::hint::black_box;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
+use audit_logging::checkpoint::{CheckpointSigner, KeyName};
 use audit_logging::forward::DEFAULT_EPOCH_RECORDS;
+use audit_logging::logtree::origin_for;
 use audit_logging::{AuditEvent, AuditKey, AuditLogger, DeviceRef, Digest, LoggerConfig};
 use chrono::Utc;
 
@@ -47,12 +51,17 @@ fn event(i: u64) -> AuditEvent {
     }
 }
 
-fn sealtrail(n: u64, epoch_records: u64) -> Duration {
+fn sealtrail(n: u64, epoch_records: u64, checkpoints: bool) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let config = LoggerConfig::new(dir.path())
+    let key = AuditKey::generate().unwrap();
+    let mut config = LoggerConfig::new(dir.path())
         .queue_capacity(n as usize)
         .epoch(epoch_records, Duration::from_secs(3600));
-    let logger = AuditLogger::open(config, AuditKey::generate().unwrap()).unwrap();
+    if checkpoints {
+        let name = KeyName::new(&origin_for(key.id().as_str())).unwrap();
+        config = config.checkpoint_signer(CheckpointSigner::generate(name).unwrap());
+    }
+    let logger = AuditLogger::open(config, key).unwrap();
     let events: Vec<_> = (0..n).map(event).collect();
     let start = Instant::now();
     for e in events {
@@ -89,19 +98,21 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (n, rounds) = if quick { (20_000, 3) } else { (100_000, 7) };
     // Warm the page cache and the allocator once for each.
-    sealtrail(n / 10, u64::MAX);
+    sealtrail(n / 10, u64::MAX, false);
     plain_append(n / 10);
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     let median_of = |f: &dyn Fn() -> Duration| median((0..rounds).map(|_| f()).collect());
-    let keyed = median_of(&|| sealtrail(n, u64::MAX));
-    let forward = median_of(&|| sealtrail(n, DEFAULT_EPOCH_RECORDS));
-    let forward_1k = median_of(&|| sealtrail(n, 1_000));
+    let keyed = median_of(&|| sealtrail(n, u64::MAX, false));
+    let forward = median_of(&|| sealtrail(n, DEFAULT_EPOCH_RECORDS, false));
+    let forward_1k = median_of(&|| sealtrail(n, 1_000, false));
+    let full = median_of(&|| sealtrail(n, DEFAULT_EPOCH_RECORDS, true));
     let peer = median_of(&|| plain_append(n));
     println!("events per run: {n}, rounds: {rounds} (median shown)");
     for (name, took) in [
         ("keyed chain (no evolution)", keyed),
         ("forward-secure (default)", forward),
         ("forward-secure, 1 000/epoch", forward_1k),
+        ("forward-secure + checkpoints", full),
         ("plain append (peer)", peer),
     ] {
         println!("{name:<30} {:>12.0} events/s  ({took:?})", rate(took));
@@ -113,6 +124,10 @@ fn main() {
     println!(
         "ratio forward-secure 1k/keyed chain: {:.3}",
         rate(forward_1k) / rate(keyed)
+    );
+    println!(
+        "ratio forward-secure+checkpoints/keyed chain: {:.3}",
+        rate(full) / rate(keyed)
     );
     println!("ratio keyed chain/peer: {:.2}", rate(keyed) / rate(peer));
 }

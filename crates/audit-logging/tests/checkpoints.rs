@@ -72,7 +72,7 @@ fn sizes(dir: &Path) -> Vec<u64> {
 fn leaves(dir: &Path) -> Vec<Hash> {
     records(dir)
         .iter()
-        .map(|r| merkle::leaf_hash(&r.bytes))
+        .map(|r| merkle::leaf_hash(&Sha256::digest(&r.bytes)))
         .collect()
 }
 

@@ -1,8 +1,9 @@
 //! The log as a Merkle tree, and the signed checkpoints that commit to it.
 //!
 //! Every record is a leaf of an RFC 9162 Merkle tree (see [`merkle`]): the
-//! leaf data is the record's whole line without its newline, and the leaf
-//! index is `seq - 1`. A checkpoint is that tree's size and root, in the
+//! leaf data is the SHA-256 of the record's whole line without its newline
+//! (the value the next record's `prev` holds; see [`leaf_of`]), and the
+//! leaf index is `seq - 1`. A checkpoint is that tree's size and root, in the
 //! C2SP `tlog-checkpoint` format, signed as a C2SP signed note with a
 //! [`CheckpointSigner`] — an Ed25519 key separate from the record
 //! [`AuditKey`](crate::AuditKey) (see [`checkpoint`](crate::checkpoint)).
@@ -101,10 +102,10 @@ use crate::merkle::CompactRange;
 
 /// Default number of records between checkpoints.
 ///
-/// A checkpoint costs one Ed25519 signature and one small fsynced file;
-/// every thousand records keeps that well under a percent of the writer's
-/// work while leaving at most a thousand records behind the newest one.
-pub const DEFAULT_CHECKPOINT_EVERY_RECORDS: u64 = 1000;
+/// A checkpoint costs an fsync of the records it covers, one Ed25519
+/// signature and one small fsynced file; every ten thousand records keeps
+/// that to about a percent of the writer's work (see BENCHMARKS.md).
+pub const DEFAULT_CHECKPOINT_EVERY_RECORDS: u64 = 10_000;
 
 /// Default longest time records stay without a checkpoint.
 ///
@@ -126,9 +127,16 @@ pub(crate) struct CheckpointPolicy {
     pub interval: Duration,
 }
 
-/// The leaf hash of a record line (without its newline).
-pub(crate) fn leaf_of(line: &[u8]) -> crate::merkle::Hash {
-    crate::merkle::leaf_hash(line)
+/// The leaf hash of a record line (without its newline): the leaf data is
+/// the line's SHA-256, the value the next record's `prev` holds, so the
+/// writer hashes each line once for both the chain and the tree.
+pub fn leaf_of(line: &[u8]) -> crate::merkle::Hash {
+    leaf_of_line_hash(&crate::record::line_hash(line))
+}
+
+/// The leaf hash of a record whose line hashes to `line_hash`.
+pub fn leaf_of_line_hash(line_hash: &[u8; 32]) -> crate::merkle::Hash {
+    crate::merkle::leaf_hash(line_hash)
 }
 
 /// Appends a record line to `tree`.

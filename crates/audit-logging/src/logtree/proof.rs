@@ -123,7 +123,7 @@ pub fn prove_inclusion(dir: &Path, seq: u64) -> Result<InclusionProof, ProveErro
     let mut leaves = Leaves::new(dir, Some(index))?;
     let proof = merkle::inclusion_proof(index, size, &mut leaves).map_err(|e| leaves.error(e))?;
     let record = leaves.captured_line(index)?;
-    let leaf_hash = merkle::leaf_hash(&record);
+    let leaf_hash = super::leaf_of(&record);
     let root = Hash(*checkpoint.root_hash());
     merkle::verify_inclusion(&leaf_hash, index, size, &proof, &root)
         .map_err(|e| ProveError::Mismatch(e.to_string()))?;
@@ -222,7 +222,7 @@ fn check_inclusion(
             record.seq, p.seq, p.leaf_index
         )));
     }
-    let leaf = merkle::leaf_hash(p.record.as_bytes());
+    let leaf = super::leaf_of(p.record.as_bytes());
     if leaf != p.leaf_hash {
         return Err(failed(format!(
             "the record hashes to leaf {leaf}, the proof says {}",
@@ -448,6 +448,6 @@ impl merkle::LeafSource for Leaves {
             self.failure = Some(e);
             return Err(LeafUnavailable);
         }
-        Ok(merkle::leaf_hash(&self.buf))
+        Ok(super::leaf_of(&self.buf))
     }
 }

@@ -297,12 +297,14 @@ impl Store {
         if queued > 0 && queued.saturating_add(line_len) > self.config.max_segment_bytes {
             self.rotate(seq)?;
         }
+        let line_hash = record::line_hash(&line);
         if let Some(tree) = &mut self.tree {
-            crate::logtree::append_line(tree, &line)?;
+            tree.append(crate::logtree::leaf_of_line_hash(&line_hash))
+                .map_err(io::Error::other)?;
         }
         self.head = ChainHead {
             last_seq: seq,
-            last_hash: record::line_hash(&line),
+            last_hash: line_hash,
         };
         self.pending.extend_from_slice(&line);
         self.pending.push(b'\n');
