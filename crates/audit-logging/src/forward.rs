@@ -47,8 +47,8 @@
 
 use std::fmt;
 use std::fs::OpenOptions;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,6 +56,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::store::fs::read_secret_file;
 use crate::{AuditKey, KeyError, KeyId};
 
 /// Records per epoch unless configured otherwise.
@@ -203,35 +204,12 @@ impl EpochKey {
     /// Reads a key file written by [`save`](Self::save), refusing symbolic
     /// links, FIFOs and files that group or others may read.
     pub(crate) fn load(path: &Path) -> Result<Self, KeyError> {
-        let io_err = |source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let malformed = |reason| KeyError::Malformed {
+        let text = read_secret_file(path, MAX_WRITER_KEY_FILE_BYTES)
+            .map_err(|e| KeyError::from_secret_file(path, e))?;
+        parse_writer_key(&text).map_err(|reason| KeyError::Malformed {
             path: path.to_owned(),
             reason,
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| io_err(crate::store::fs::explain_symlink(e)))?;
-        let meta = file.metadata().map_err(io_err)?;
-        if !meta.is_file() {
-            return Err(malformed("not a regular file"));
-        }
-        if meta.mode() & 0o077 != 0 {
-            let mode = meta.mode() & 0o7777;
-            return Err(KeyError::InsecurePermissions {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-        let mut text = Zeroizing::new(String::new());
-        file.take(MAX_WRITER_KEY_FILE_BYTES)
-            .read_to_string(&mut text)
-            .map_err(io_err)?;
-        parse_writer_key(&text).map_err(malformed)
+        })
     }
 }
 
@@ -263,6 +241,8 @@ fn parse_writer_key(text: &str) -> Result<EpochKey, &'static str> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     #[test]

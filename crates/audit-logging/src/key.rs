@@ -8,14 +8,14 @@
 //! records, logs or messages.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
+
+use crate::store::fs::{SecretFileError, read_secret_file, write_new_secret_file};
 
 /// First line of a key file; names the format so it can change later.
 const KEY_FILE_HEADER: &str = "sealtrail-audit-key v1";
@@ -150,44 +150,22 @@ impl AuditKey {
     ///
     /// Refuses to overwrite an existing file or to follow a symbolic link.
     pub fn save_new(&self, path: &Path) -> Result<(), KeyError> {
-        let io_err = |source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(io_err)?;
         let mut text = Zeroizing::new(format!("{KEY_FILE_HEADER}\n"));
         text.push_str(&hex::encode(self.bytes.as_ref()));
         text.push('\n');
-        file.write_all(text.as_bytes()).map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
-        crate::store::fs::sync_parent_dir(path).map_err(io_err)
+        write_new_secret_file(path, text.as_bytes()).map_err(|source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Reads a key file written by [`save_new`](Self::save_new).
     ///
-    /// Refuses symbolic links and files that group or others may read.
+    /// Refuses symbolic links, FIFOs and other non-files, and files that
+    /// group or others may read.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let io_err = |source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        // O_NONBLOCK: a FIFO in place of the key file must not hang the open.
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| io_err(crate::store::fs::explain_symlink(e)))?;
-        check_private(&file, path)?;
-        let mut text = Zeroizing::new(String::new());
-        file.take(MAX_KEY_FILE_BYTES)
-            .read_to_string(&mut text)
-            .map_err(io_err)?;
+        let text = read_secret_file(path, MAX_KEY_FILE_BYTES)
+            .map_err(|e| KeyError::from_secret_file(path, e))?;
         parse_key_file(&text).map_err(|reason| KeyError::Malformed {
             path: path.to_owned(),
             reason,
@@ -195,25 +173,27 @@ impl AuditKey {
     }
 }
 
-fn check_private(file: &File, path: &Path) -> Result<(), KeyError> {
-    let meta = file.metadata().map_err(|source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mode = meta.mode() & 0o7777;
-    if !meta.is_file() {
-        return Err(KeyError::Malformed {
-            path: path.to_owned(),
-            reason: "not a regular file",
-        });
+impl KeyError {
+    /// The error for a key file that [`read_secret_file`] refused.
+    pub(crate) fn from_secret_file(path: &Path, err: SecretFileError) -> Self {
+        let path = path.to_owned();
+        match err {
+            SecretFileError::Io(source) => KeyError::Io { path, source },
+            SecretFileError::Insecure { mode } => KeyError::InsecurePermissions { path, mode },
+            SecretFileError::NotRegular => KeyError::Malformed {
+                path,
+                reason: "not a regular file",
+            },
+            SecretFileError::TooLarge => KeyError::Malformed {
+                path,
+                reason: "too large to be a key file",
+            },
+            SecretFileError::NotText => KeyError::Malformed {
+                path,
+                reason: "not UTF-8 text",
+            },
+        }
     }
-    if mode & 0o077 != 0 {
-        return Err(KeyError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    Ok(())
 }
 
 fn parse_key_file(text: &str) -> Result<AuditKey, &'static str> {

@@ -15,9 +15,7 @@
 //! only its name and key hash, and errors about a signer key never quote it.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -29,6 +27,7 @@ use super::name::{KeyHash, KeyName, KeyNameError, SIGNATURE_TYPE_ED25519};
 use super::note::{self, NoteError};
 use super::tlog::Checkpoint;
 use super::verifier::NoteVerifier;
+use crate::store::fs::{SecretFileError, read_secret_file, write_new_secret_file};
 
 /// First line of a checkpoint key file; names the format so it can change.
 const KEY_FILE_HEADER: &str = "sealtrail-checkpoint-key v1";
@@ -203,17 +202,6 @@ impl CheckpointSigner {
     ///
     /// Refuses to overwrite an existing file or to follow a symbolic link.
     pub fn save_new(&self, path: &Path) -> Result<(), SignerKeyError> {
-        let io_err = |source| SignerKeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(io_err)?;
         let skey = self.signer_key();
         let mut text = Zeroizing::new(String::with_capacity(
             KEY_FILE_HEADER
@@ -225,9 +213,10 @@ impl CheckpointSigner {
         text.push('\n');
         text.push_str(&skey);
         text.push('\n');
-        file.write_all(text.as_bytes()).map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
-        crate::store::fs::sync_parent_dir(path).map_err(io_err)
+        write_new_secret_file(path, text.as_bytes()).map_err(|source| SignerKeyError::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Reads a key file written by [`save_new`](Self::save_new), or one
@@ -236,67 +225,25 @@ impl CheckpointSigner {
     /// Refuses symbolic links, files that group or others may read, and
     /// files larger than a key file can be.
     pub fn load(path: &Path) -> Result<Self, SignerKeyError> {
-        let io_err = |source| SignerKeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
         let malformed = |reason| SignerKeyError::MalformedFile {
             path: path.to_owned(),
             reason,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(io_err)?;
-        check_private(&file, path)?;
-        let mut buf = Zeroizing::new([0u8; MAX_KEY_FILE_BYTES]);
-        let len = read_into(&mut file, buf.as_mut()).map_err(io_err)?;
-        if len >= MAX_KEY_FILE_BYTES {
-            return Err(malformed("it is too large to be a checkpoint key file"));
-        }
-        let bytes = buf.get(..len).unwrap_or_default();
-        let text = std::str::from_utf8(bytes).map_err(|_| malformed("it is not UTF-8 text"))?;
-        parse_key_file(text).map_err(malformed)
+        let text = read_secret_file(path, MAX_KEY_FILE_BYTES as u64).map_err(|e| match e {
+            SecretFileError::Io(source) => SignerKeyError::Io {
+                path: path.to_owned(),
+                source,
+            },
+            SecretFileError::Insecure { mode } => SignerKeyError::InsecurePermissions {
+                path: path.to_owned(),
+                mode,
+            },
+            SecretFileError::NotRegular => malformed("it is not a regular file"),
+            SecretFileError::TooLarge => malformed("it is too large to be a checkpoint key file"),
+            SecretFileError::NotText => malformed("it is not UTF-8 text"),
+        })?;
+        parse_key_file(&text).map_err(malformed)
     }
-}
-
-/// Reads until `buf` is full or the file ends; returns the bytes read.
-fn read_into(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut len = 0usize;
-    while let Some(rest) = buf.get_mut(len..) {
-        if rest.is_empty() {
-            break;
-        }
-        match file.read(rest) {
-            Ok(0) => break,
-            Ok(n) => len = len.saturating_add(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(len)
-}
-
-fn check_private(file: &File, path: &Path) -> Result<(), SignerKeyError> {
-    let meta = file.metadata().map_err(|source| SignerKeyError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    if !meta.is_file() {
-        return Err(SignerKeyError::MalformedFile {
-            path: path.to_owned(),
-            reason: "it is not a regular file",
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(SignerKeyError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    Ok(())
 }
 
 fn parse_key_file(text: &str) -> Result<CheckpointSigner, &'static str> {

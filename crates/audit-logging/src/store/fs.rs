@@ -131,3 +131,74 @@ pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
 pub(crate) fn mode_of(file: &File) -> io::Result<u32> {
     Ok(file.metadata()?.mode() & 0o7777)
 }
+
+/// Why a secret file (a key) could not be read.
+#[derive(Debug)]
+pub(crate) enum SecretFileError {
+    /// The OS refused (missing file, a symbolic link, ...).
+    Io(io::Error),
+    /// A directory, FIFO, device or socket stands where the file should be.
+    NotRegular,
+    /// Group or others may read or write it.
+    Insecure {
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// It is longer than any key file can be.
+    TooLarge,
+    /// It is not UTF-8 text.
+    NotText,
+}
+
+/// Reads a small secret file into memory that is zeroized when dropped.
+///
+/// Never follows a symbolic link, never waits on a FIFO (`O_NONBLOCK`),
+/// refuses anything but a regular file that only its owner can access, and
+/// reads at most `max_bytes`.
+pub(crate) fn read_secret_file(
+    path: &Path,
+    max_bytes: u64,
+) -> Result<zeroize::Zeroizing<String>, SecretFileError> {
+    use std::io::Read as _;
+
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| SecretFileError::Io(explain_symlink(e)))?;
+    let meta = file.metadata().map_err(SecretFileError::Io)?;
+    if !meta.is_file() {
+        return Err(SecretFileError::NotRegular);
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(SecretFileError::Insecure {
+            mode: meta.mode() & 0o7777,
+        });
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(SecretFileError::Io)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(SecretFileError::TooLarge);
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| SecretFileError::NotText)?;
+    Ok(zeroize::Zeroizing::new(text.to_owned()))
+}
+
+/// Creates a secret file that must not exist yet (mode `0600`, no symbolic
+/// link followed), writes `contents`, and makes file and entry durable.
+pub(crate) fn write_new_secret_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(explain_symlink)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    sync_parent_dir(path)
+}
