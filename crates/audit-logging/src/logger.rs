@@ -108,6 +108,7 @@ impl LoggerConfig {
             max_segment_bytes: self.max_segment_bytes,
             epoch_records: self.epoch_records,
             epoch_interval: self.epoch_interval,
+            clock: Utc::now,
         }
     }
 

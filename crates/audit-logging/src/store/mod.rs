@@ -2,8 +2,14 @@
 //!
 //! Segments are named `seg-<first sequence number, 20 digits>.jsonl`, so they
 //! sort in log order by name and the name says which record must open the
-//! file. Records are appended to the newest segment until it reaches the
-//! configured size; then a new one is started. Files are created with mode
+//! file. Records are appended to the newest segment until the next record
+//! would take it past the configured size, or until the next record's
+//! timestamp falls on another UTC date than the segment's first record;
+//! then a new segment is started for it. A segment therefore holds the
+//! records of one UTC day at most (a day with many records may take several
+//! segments), and a restart on a later day starts a new segment too.
+//! Timestamps come from [`StoreConfig::clock`], the system clock outside
+//! tests. Files are created with mode
 //! `0600` in a directory of mode `0700`, and never through a symbolic link.
 //!
 //! One writer at a time: the store holds an exclusive lock on
@@ -25,7 +31,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest as _, Sha256};
 
 use crate::forward::{EpochKey, WRITER_KEY_FILE};
@@ -101,6 +107,10 @@ pub(crate) struct Store {
     _lock: File,
     file: File,
     segment_len: u64,
+    /// The UTC date of the current segment's first record; `None` while the
+    /// segment is empty (or its first record cannot be read), in which case
+    /// the next record sets it.
+    segment_day: Option<NaiveDate>,
     head: ChainHead,
     /// Encoded lines not yet handed to the OS, newline-terminated.
     pending: Vec<u8>,
@@ -123,6 +133,9 @@ pub(crate) struct StoreConfig {
     pub epoch_records: u64,
     /// Time after which the key evolves with the next record.
     pub epoch_interval: Duration,
+    /// Where record timestamps come from: [`Utc::now`], except in tests,
+    /// which inject a clock instead of sleeping across midnight.
+    pub clock: fn() -> DateTime<Utc>,
 }
 
 impl Store {
@@ -148,12 +161,12 @@ impl Store {
         fs::ensure_private_dir(dir).map_err(at)?;
         let lock = lock_dir(dir)?;
         let segments = list_segments(dir).map_err(at)?;
-        let (file, segment_len, tail, torn) = match segments.last() {
+        let (file, segment_len, segment_day, tail, torn) = match segments.last() {
             None => {
                 let path = dir.join(segment_name(1));
                 let file =
                     fs::create_private(&path).map_err(|source| OpenError::Io { path, source })?;
-                (file, 0, None, None)
+                (file, 0, None, None, None)
             }
             Some((promised, newest)) => {
                 let torn = cut_torn_tail(dir, newest)?;
@@ -178,7 +191,7 @@ impl Store {
                         ),
                     });
                 }
-                (file, len, tail, torn)
+                (file, len, first_record_day(newest), tail, torn)
             }
         };
         let key = resolve_key(dir, initial, tail.as_ref())?;
@@ -205,6 +218,7 @@ impl Store {
             _lock: lock,
             file,
             segment_len,
+            segment_day,
             head,
             pending: Vec::new(),
             unsynced: false,
@@ -232,18 +246,12 @@ impl Store {
         let seq = self.head.last_seq.checked_add(1).ok_or_else(|| {
             io::Error::other("sequence number space exhausted; start a new log directory")
         })?;
+        let ts = (self.config.clock)();
         if self.handover_due() {
-            return self.append_handover(seq, event_json);
+            return self.append_handover(seq, ts, event_json);
         }
-        let line = record::encode(
-            seq,
-            Utc::now(),
-            &self.key,
-            None,
-            &self.head.last_hash,
-            event_json,
-        );
-        self.push(seq, line)?;
+        let line = record::encode(seq, ts, &self.key, None, &self.head.last_hash, event_json);
+        self.push(seq, ts, line)?;
         self.records_in_epoch = self.records_in_epoch.saturating_add(1);
         // The very first record of a log opens epoch 0 for this run.
         self.new_run = false;
@@ -267,19 +275,24 @@ impl Store {
     /// forgotten; so a crash leaves either the old key with a log that may
     /// end in the handover record (the next open evolves the key to catch
     /// up), or the new key with the handover on disk.
-    fn append_handover(&mut self, seq: u64, event_json: &str) -> io::Result<u64> {
+    fn append_handover(
+        &mut self,
+        seq: u64,
+        ts: DateTime<Utc>,
+        event_json: &str,
+    ) -> io::Result<u64> {
         let mut next = self.key.clone();
         next.evolve()
             .ok_or_else(|| io::Error::other("key epochs exhausted; start a new log directory"))?;
         let line = record::encode(
             seq,
-            Utc::now(),
+            ts,
             &next,
             Some(&self.key),
             &self.head.last_hash,
             event_json,
         );
-        self.push(seq, line)?;
+        self.push(seq, ts, line)?;
         self.sync()?;
         next.save(&self.dir.join(WRITER_KEY_FILE))?;
         self.key = next;
@@ -289,13 +302,20 @@ impl Store {
         Ok(seq)
     }
 
-    /// Queues an encoded line as the new head, starting a new segment first
-    /// when it would not fit.
-    fn push(&mut self, seq: u64, line: Vec<u8>) -> io::Result<()> {
+    /// Queues an encoded line, written at `ts`, as the new head, starting a
+    /// new segment first when it would not fit or when `ts` is on another
+    /// UTC date than the current segment's first record.
+    fn push(&mut self, seq: u64, ts: DateTime<Utc>, line: Vec<u8>) -> io::Result<()> {
         let line_len = (line.len() as u64).saturating_add(1);
         let queued = self.segment_len.saturating_add(self.pending.len() as u64);
-        if queued > 0 && queued.saturating_add(line_len) > self.config.max_segment_bytes {
+        let day = ts.date_naive();
+        let too_big = queued.saturating_add(line_len) > self.config.max_segment_bytes;
+        let new_day = self.segment_day.is_some_and(|d| d != day);
+        if queued > 0 && (too_big || new_day) {
             self.rotate(seq)?;
+            self.segment_day = Some(day);
+        } else if queued == 0 || self.segment_day.is_none() {
+            self.segment_day = Some(day);
         }
         let line_hash = record::line_hash(&line);
         if let Some(tree) = &mut self.tree {
@@ -441,6 +461,20 @@ fn cut_torn_tail(dir: &Path, segment: &Path) -> Result<Option<TornTail>, OpenErr
         sha256: Digest(Sha256::digest(torn_bytes).into()),
         set_aside_as: aside,
     }))
+}
+
+/// The UTC date of the first record of `segment`, if it has one that
+/// parses. Read only to schedule rotation: the record is not authenticated
+/// here (the tail is, in [`resolve_key`]; `verify` checks them all).
+fn first_record_day(segment: &Path) -> Option<NaiveDate> {
+    let file = fs::open_read(segment).ok()?;
+    let mut lines = lines::LineReader::new(io::BufReader::new(file));
+    let mut buf = Vec::new();
+    let info = lines.next_line(&mut buf).ok()??;
+    if !info.terminated {
+        return None;
+    }
+    RawRecord::parse(&buf).ok().map(|r| r.ts.date_naive())
 }
 
 /// The last bytes of a file: enough to hold a torn record and the complete

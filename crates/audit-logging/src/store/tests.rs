@@ -9,6 +9,7 @@ pub(crate) fn test_config(max_segment_bytes: u64) -> StoreConfig {
         max_segment_bytes,
         epoch_records: crate::forward::DEFAULT_EPOCH_RECORDS,
         epoch_interval: crate::forward::DEFAULT_EPOCH_INTERVAL,
+        clock: Utc::now,
     }
 }
 
@@ -242,6 +243,108 @@ fn segments_rotate_at_the_size_limit_and_names_follow_the_sequence() {
     assert!(names.len() > 1, "{names:?}");
     assert_eq!(names[0], 1);
     assert!(names.windows(2).all(|w| w[0] < w[1]));
+}
+
+thread_local! {
+    /// The time [`injected_clock`] reports on this test's thread.
+    static NOW: std::cell::Cell<DateTime<Utc>> =
+        const { std::cell::Cell::new(DateTime::UNIX_EPOCH) };
+}
+
+/// A clock that says what the test set with [`set_now`]; no sleeping.
+fn injected_clock() -> DateTime<Utc> {
+    NOW.with(std::cell::Cell::get)
+}
+
+fn set_now(rfc3339: &str) {
+    let at = DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc();
+    NOW.with(|now| now.set(at));
+}
+
+fn open_with_injected_clock(dir: &Path, key: &AuditKey) -> Store {
+    let config = StoreConfig {
+        clock: injected_clock,
+        ..test_config(1 << 20)
+    };
+    Store::open(dir, Some(key), config).unwrap().0
+}
+
+/// The UTC dates of the records in each segment, in log order.
+fn days_by_segment(dir: &Path) -> Vec<(u64, Vec<String>)> {
+    list_segments(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(first, path)| {
+            let days = fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    RawRecord::parse(l.as_bytes())
+                        .unwrap()
+                        .ts
+                        .date_naive()
+                        .to_string()
+                })
+                .collect();
+            (first, days)
+        })
+        .collect()
+}
+
+#[test]
+fn records_of_two_utc_days_land_in_two_segments_and_a_restart_continues_the_right_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let mut store = open_with_injected_clock(dir.path(), &key);
+    set_now("2026-12-03T23:59:59.999999Z");
+    store.append(EVENT).unwrap();
+    store.append(EVENT).unwrap();
+    set_now("2026-12-04T00:00:00Z");
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+
+    // A restart later the same day continues the day's segment.
+    set_now("2026-12-04T08:00:00+05:00");
+    let mut store = open_with_injected_clock(dir.path(), &key);
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    // A restart on the next day starts a new one.
+    set_now("2026-12-05T00:00:01Z");
+    let mut store = open_with_injected_clock(dir.path(), &key);
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+
+    let day = |d: &str, n: usize| vec![d.to_owned(); n];
+    assert_eq!(
+        days_by_segment(dir.path()),
+        [
+            (1, day("2026-12-03", 2)),
+            (3, day("2026-12-04", 2)),
+            (5, day("2026-12-05", 1)),
+        ]
+    );
+    let report = crate::verify_dir(dir.path(), &key).unwrap();
+    assert!(report.is_intact(), "{:?}", report.finding);
+    assert_eq!((report.records, report.segments), (5, 3));
+}
+
+#[test]
+fn a_day_change_does_not_leave_an_empty_segment_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    // The store is opened (creating seg-1) one day and written the next.
+    set_now("2026-12-03T12:00:00Z");
+    let mut store = open_with_injected_clock(dir.path(), &key);
+    set_now("2026-12-04T12:00:00Z");
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    assert_eq!(
+        days_by_segment(dir.path()),
+        [(1, vec!["2026-12-04".to_owned()])]
+    );
 }
 
 #[test]
