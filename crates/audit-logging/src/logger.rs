@@ -391,7 +391,9 @@ fn start_chain(config: &LoggerConfig, key: Option<&AuditKey>) -> Result<Started,
         store.append(&json).map_err(io_err)?;
     }
     store.sync().map_err(io_err)?;
-    let shared = Arc::new(Shared::new(store.head().last_seq, opening.len() as u64));
+    // Counting a segment manifest the store may have written first.
+    let written = store.head().last_seq.saturating_sub(resumed_after);
+    let shared = Arc::new(Shared::new(store.head().last_seq, written));
     Ok((store, shared, checkpoints))
 }
 

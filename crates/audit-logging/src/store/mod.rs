@@ -9,7 +9,17 @@
 //! records of one UTC day at most (a day with many records may take several
 //! segments), and a restart on a later day starts a new segment too.
 //! Timestamps come from [`StoreConfig::clock`], the system clock outside
-//! tests. Files are created with mode
+//! tests.
+//!
+//! The first record of every segment but the first is an
+//! `audit.segment_closed` manifest of the segment before it: its name, first
+//! and last sequence numbers, record count and the SHA-256 of its exact
+//! bytes, computed by reading the closed file back once after it was
+//! fsynced. Being in the chain, the manifest is authenticated like any
+//! record, and the verifier checks the closed segment against it (see
+//! [`crate::verify`]). A crash between creating a segment and writing its
+//! manifest leaves the new segment empty; the next open notices and writes
+//! the manifest first. Files are created with mode
 //! `0600` in a directory of mode `0700`, and never through a symbolic link.
 //!
 //! One writer at a time: the store holds an exclusive lock on
@@ -111,6 +121,11 @@ pub(crate) struct Store {
     /// segment is empty (or its first record cannot be read), in which case
     /// the next record sets it.
     segment_day: Option<NaiveDate>,
+    /// The sequence number the current segment's name promises.
+    segment_first: u64,
+    /// The first sequence number of a closed segment whose manifest must
+    /// open the current segment before any other record.
+    owed_manifest: Option<u64>,
     head: ChainHead,
     /// Encoded lines not yet handed to the OS, newline-terminated.
     pending: Vec<u8>,
@@ -194,6 +209,13 @@ impl Store {
                 (file, len, first_record_day(newest), tail, torn)
             }
         };
+        let segment_first = segments.last().map_or(1, |(first, _)| *first);
+        // An empty newest segment after another one was started by a
+        // rotation whose manifest never reached the disk.
+        let owed_manifest = match segments.as_slice() {
+            [.., (before, _), _] if segment_len == 0 => Some(*before),
+            _ => None,
+        };
         let key = resolve_key(dir, initial, tail.as_ref())?;
         let head = tail.map_or(
             ChainHead {
@@ -219,6 +241,8 @@ impl Store {
             file,
             segment_len,
             segment_day,
+            segment_first,
+            owed_manifest,
             head,
             pending: Vec::new(),
             unsynced: false,
@@ -240,13 +264,59 @@ impl Store {
     /// Encodes a record for `event_json` as the next in the chain and queues
     /// it for writing. Returns its sequence number.
     ///
-    /// Fails only when the sequence number would overflow, or when starting a
-    /// new segment fails.
+    /// When the record starts a new segment (by size or by date), the
+    /// manifest of the closed segment is appended first, so the head may
+    /// move by two.
+    ///
+    /// Fails only when the sequence number would overflow, or when closing
+    /// the segment or starting a new one fails.
     pub fn append(&mut self, event_json: &str) -> io::Result<u64> {
+        let ts = (self.config.clock)();
+        if self.rotation_due(ts, event_json.len()) {
+            self.rotate()?;
+        }
+        if let Some(closed) = self.owed_manifest {
+            let manifest = self.manifest_of(closed, ts)?;
+            self.append_at(ts, &manifest)?;
+            self.owed_manifest = None;
+        }
+        self.append_at(ts, event_json)
+    }
+
+    /// Whether a record of `event_len` bytes of event JSON, written at
+    /// `ts`, must go to a new segment: the current one has records, and
+    /// the record might take it past the size limit or falls on another
+    /// UTC date than its first record.
+    fn rotation_due(&self, ts: DateTime<Utc>, event_len: usize) -> bool {
+        let queued = self.segment_len.saturating_add(self.pending.len() as u64);
+        let longest = (event_len as u64).saturating_add(RECORD_ENVELOPE_BYTES);
+        queued > 0
+            && (queued.saturating_add(longest) > self.config.max_segment_bytes
+                || self.segment_day.is_some_and(|d| d != ts.date_naive()))
+    }
+
+    /// The JSON of the `audit.segment_closed` manifest of the closed segment
+    /// named for `first_seq`, whose last record is the chain head. Reads
+    /// the file once, in constant memory.
+    fn manifest_of(&self, first_seq: u64, ts: DateTime<Utc>) -> io::Result<String> {
+        let name = segment_name(first_seq);
+        let (sha256, records) = digest_file(&self.dir.join(&name))?;
+        let event = crate::AuditEvent::SegmentClosed {
+            timestamp: ts,
+            segment: name.into(),
+            first_seq,
+            last_seq: self.head.last_seq,
+            records,
+            sha256,
+        };
+        serde_json::to_string(&event).map_err(io::Error::other)
+    }
+
+    /// Appends one record at `ts` to the current segment.
+    fn append_at(&mut self, ts: DateTime<Utc>, event_json: &str) -> io::Result<u64> {
         let seq = self.head.last_seq.checked_add(1).ok_or_else(|| {
             io::Error::other("sequence number space exhausted; start a new log directory")
         })?;
-        let ts = (self.config.clock)();
         if self.handover_due() {
             return self.append_handover(seq, ts, event_json);
         }
@@ -302,20 +372,10 @@ impl Store {
         Ok(seq)
     }
 
-    /// Queues an encoded line, written at `ts`, as the new head, starting a
-    /// new segment first when it would not fit or when `ts` is on another
-    /// UTC date than the current segment's first record.
+    /// Queues an encoded line, written at `ts`, as the new head.
     fn push(&mut self, seq: u64, ts: DateTime<Utc>, line: Vec<u8>) -> io::Result<()> {
-        let line_len = (line.len() as u64).saturating_add(1);
-        let queued = self.segment_len.saturating_add(self.pending.len() as u64);
-        let day = ts.date_naive();
-        let too_big = queued.saturating_add(line_len) > self.config.max_segment_bytes;
-        let new_day = self.segment_day.is_some_and(|d| d != day);
-        if queued > 0 && (too_big || new_day) {
-            self.rotate(seq)?;
-            self.segment_day = Some(day);
-        } else if queued == 0 || self.segment_day.is_none() {
-            self.segment_day = Some(day);
+        if self.segment_day.is_none() {
+            self.segment_day = Some(ts.date_naive());
         }
         let line_hash = record::line_hash(&line);
         if let Some(tree) = &mut self.tree {
@@ -364,15 +424,50 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the current segment durably and starts `seg-<first_seq>`.
-    fn rotate(&mut self, first_seq: u64) -> io::Result<()> {
+    /// Closes the current segment durably and starts the one named for the
+    /// next record, which owes the closed one's manifest.
+    fn rotate(&mut self) -> io::Result<()> {
         self.sync()?;
+        let first_seq = self.head.last_seq.checked_add(1).ok_or_else(|| {
+            io::Error::other("sequence number space exhausted; start a new log directory")
+        })?;
         let path = self.dir.join(segment_name(first_seq));
         self.file = fs::create_private(&path)?;
+        self.owed_manifest = Some(self.segment_first);
+        self.segment_first = first_seq;
         self.segment_len = 0;
+        self.segment_day = None;
         tracing::debug!(segment = %path.display(), "started a new audit segment");
         Ok(())
     }
+}
+
+/// The most bytes a record line (newline included) adds to its event's
+/// JSON: the longest envelope, with a 20-digit sequence number and epoch, a
+/// handover mac and the mac, is 351 bytes; the rest is headroom for a
+/// timestamp past year 9999. Size rotation uses it to close a segment
+/// before a record that might not fit.
+const RECORD_ENVELOPE_BYTES: u64 = 384;
+
+/// The SHA-256 of a file's bytes and the number of lines in it, read in
+/// constant memory.
+fn digest_file(path: &Path) -> io::Result<(Digest, u64)> {
+    let mut file = fs::open_read(path)?;
+    let mut hasher = Sha256::new();
+    let mut lines = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        hasher.update(chunk);
+        lines = lines.saturating_add(chunk.iter().filter(|&&b| b == b'\n').count() as u64);
+    }
+    Ok((Digest(hasher.finalize().into()), lines))
 }
 
 fn lock_dir(dir: &Path) -> Result<File, OpenError> {

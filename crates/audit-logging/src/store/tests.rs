@@ -317,18 +317,87 @@ fn records_of_two_utc_days_land_in_two_segments_and_a_restart_continues_the_righ
     store.sync().unwrap();
     drop(store);
 
+    // Each later segment opens with the manifest of the one before it.
     let day = |d: &str, n: usize| vec![d.to_owned(); n];
     assert_eq!(
         days_by_segment(dir.path()),
         [
             (1, day("2026-12-03", 2)),
-            (3, day("2026-12-04", 2)),
-            (5, day("2026-12-05", 1)),
+            (3, day("2026-12-04", 3)),
+            (6, day("2026-12-05", 2)),
         ]
     );
+    assert_manifests_match(dir.path());
     let report = crate::verify_dir(dir.path(), &key).unwrap();
     assert!(report.is_intact(), "{:?}", report.finding);
-    assert_eq!((report.records, report.segments), (5, 3));
+    assert_eq!((report.records, report.segments), (7, 3));
+}
+
+/// Checks that every segment but the first opens with an
+/// `audit.segment_closed` record that describes the segment before it
+/// exactly.
+fn assert_manifests_match(dir: &Path) {
+    let segments = list_segments(dir).unwrap();
+    for pair in segments.windows(2) {
+        let [(first, closed), (_, next)] = pair else {
+            unreachable!()
+        };
+        let bytes = fs::read(closed).unwrap();
+        let lines: Vec<&[u8]> = bytes
+            .strip_suffix(b"\n")
+            .unwrap()
+            .split(|&b| b == b'\n')
+            .collect();
+        let last = RawRecord::parse(lines.last().unwrap()).unwrap().seq;
+        let opening = fs::read_to_string(next).unwrap();
+        let opening = RawRecord::parse(opening.lines().next().unwrap().as_bytes()).unwrap();
+        let event = opening.event().unwrap();
+        assert_eq!(
+            event,
+            crate::AuditEvent::SegmentClosed {
+                timestamp: event.timestamp(),
+                segment: file_name(closed).into(),
+                first_seq: *first,
+                last_seq: last,
+                records: lines.len() as u64,
+                sha256: Digest(Sha256::digest(&bytes).into()),
+            },
+            "the manifest at the start of {}",
+            next.display()
+        );
+    }
+}
+
+#[test]
+fn every_closed_segment_is_described_by_a_manifest_opening_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = Store::open(dir.path(), Some(&key), test_config(1500)).unwrap();
+    for _ in 0..12 {
+        store.append(EVENT).unwrap();
+    }
+    store.sync().unwrap();
+    assert!(list_segments(dir.path()).unwrap().len() >= 4);
+    assert_manifests_match(dir.path());
+    assert!(crate::verify_dir(dir.path(), &key).unwrap().is_intact());
+}
+
+#[test]
+fn a_crash_before_the_manifest_is_written_is_repaired_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    // The crash: the next segment exists, its manifest never got written.
+    store.rotate().unwrap();
+    drop(store);
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    assert_eq!(list_segments(dir.path()).unwrap().len(), 2);
+    assert_manifests_match(dir.path());
+    assert!(crate::verify_dir(dir.path(), &key).unwrap().is_intact());
 }
 
 #[test]
