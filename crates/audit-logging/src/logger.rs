@@ -42,7 +42,8 @@ use crate::{AuditEvent, AuditKey, EmitError, FlushError, OpenError};
 /// covers bursts of several milliseconds of a slow disk.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1000;
 
-/// Default size at which a segment is closed and a new one started.
+/// Default size at which a segment is closed and a new one started (a
+/// segment is also closed when the UTC date changes).
 ///
 /// Small enough to copy, archive or inspect one segment at a time; large
 /// enough that rotation is rare.
@@ -85,7 +86,11 @@ impl LoggerConfig {
         self
     }
 
-    /// Sets the segment size at which a new segment is started.
+    /// Sets the segment size at which a new segment is started: a segment
+    /// is closed before a record that might take it past `bytes` (a single
+    /// record larger than that still gets a segment of its own). Segments
+    /// are also closed when the UTC date of the next record differs from
+    /// that of the segment's first record.
     #[must_use]
     pub fn max_segment_bytes(mut self, bytes: u64) -> Self {
         self.max_segment_bytes = bytes.max(1);

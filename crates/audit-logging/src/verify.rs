@@ -10,6 +10,10 @@
 //!    record is 1, and each segment opens with the number its name promises);
 //! 4. its `prev` is the hash of the line before it.
 //!
+//! Each segment after the first opens with an `audit.segment_closed`
+//! *manifest* of the segment before it (see [Segments](#segments-and-their-manifests)
+//! below), which is checked before the chain checks of that line.
+//!
 //! It stops at the first record that fails and reports it as a [`Finding`]:
 //! which check, in which segment, at which line and byte, and at which
 //! sequence number, with what was expected and what was found. Problems with
@@ -19,6 +23,53 @@
 //! What a local check cannot see: removing the newest records from the end
 //! leaves a shorter chain that is still consistent. Detecting that needs a
 //! copy of the head kept elsewhere.
+//!
+//! # Segments and their manifests
+//!
+//! The writer closes a segment when it reaches its size limit or when a
+//! record falls on another UTC date, and opens the next segment with an
+//! `audit.segment_closed` record that seals the closed segment's file name,
+//! first and last sequence numbers, line count and the SHA-256 of its exact
+//! bytes. The verifier hashes every segment while it streams it (no second
+//! read, constant memory). When the first line of a segment is an
+//! authentic manifest — authenticated under the key of its own epoch,
+//! derived from the audit key however far ahead of the chain it is — it
+//! compares the manifest with the segment it read just before, and names
+//! that segment in the finding (line 0: the finding is about the whole
+//! file):
+//!
+//! - [`FindingKind::SegmentMissing`]: the segment the manifest names is not
+//!   in the directory (deleted, or renamed away). Without manifests this
+//!   showed only as a segment named for the wrong record.
+//! - [`FindingKind::SegmentShortened`]: the segment ends before the record
+//!   its manifest sealed: an older copy put back in its place (segments only
+//!   grow, so an older copy is a shorter one: a replay), or records cut off
+//!   its end. The files left behind are the same either way.
+//! - [`FindingKind::SegmentAltered`]: the segment has the sealed records'
+//!   numbers but not the sealed bytes: it was rewritten after it was closed
+//!   by someone who made every record in it authenticate and link again.
+//!
+//! A first line that is not an authentic manifest is left to the chain
+//! checks, which report it (a segment written before manifests existed
+//! simply has none; the chain still covers it).
+//!
+//! **Manifests and forward security.** Epoch keys only run forward
+//! ([`forward`](crate::forward)): whoever holds the key of epoch *e* can
+//! make every later key and no earlier one. A manifest always comes after
+//! the records it seals, so it is never in an earlier epoch than they are:
+//! anyone able to re-make a closed segment's records can re-make its
+//! manifest too, and every record after it. A manifest therefore shows a
+//! consistent rewrite only when the rewriter stopped at the segment's end
+//! ([`FindingKind::SegmentAltered`]); a rewrite carried through to the end
+//! of the log is a consistent log again, which only a signed checkpoint or
+//! an anchor that covers the segment shows ([`crate::logtree`]). Records in
+//! epochs before the thief's key cannot be re-made at all and fail as
+//! [`FindingKind::Modified`] or [`FindingKind::KeyEvolutionMismatch`]. And
+//! the manifest of a segment lives in the next one, so deleting the newest
+//! segments is cutting records off the end, which no manifest shows.
+//!
+//! [`query::query`](crate::query::query) with a key checks the chain but
+//! not the manifests; `verify` does both.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read};
