@@ -14,8 +14,10 @@
 //! The first record of every segment but the first is an
 //! `audit.segment_closed` manifest of the segment before it: its name, first
 //! and last sequence numbers, record count and the SHA-256 of its exact
-//! bytes, computed by reading the closed file back once after it was
-//! fsynced. Being in the chain, the manifest is authenticated like any
+//! bytes. The digest is kept up to date as bytes are written, so closing a
+//! segment reads nothing back; opening a store hashes its newest segment
+//! once (at most one segment's size, after any torn tail is cut) to pick
+//! the digest up where it was. Being in the chain, the manifest is authenticated like any
 //! record, and the verifier checks the closed segment against it (see
 //! [`crate::verify`]). A crash between creating a segment and writing its
 //! manifest leaves the new segment empty; the next open notices and writes
@@ -123,9 +125,11 @@ pub(crate) struct Store {
     segment_day: Option<NaiveDate>,
     /// The sequence number the current segment's name promises.
     segment_first: u64,
-    /// The first sequence number of a closed segment whose manifest must
-    /// open the current segment before any other record.
-    owed_manifest: Option<u64>,
+    /// The bytes and lines written to the current segment so far.
+    segment_digest: SegmentDigest,
+    /// The closed segment whose manifest must open the current segment
+    /// before any other record.
+    owed_manifest: Option<Sealed>,
     head: ChainHead,
     /// Encoded lines not yet handed to the OS, newline-terminated.
     pending: Vec<u8>,
@@ -210,10 +214,20 @@ impl Store {
             }
         };
         let segment_first = segments.last().map_or(1, |(first, _)| *first);
+        let hash = |path: &Path| {
+            SegmentDigest::of_file(path).map_err(|source| OpenError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let segment_digest = match segments.last() {
+            Some((_, newest)) => hash(newest)?,
+            None => SegmentDigest::default(),
+        };
         // An empty newest segment after another one was started by a
         // rotation whose manifest never reached the disk.
         let owed_manifest = match segments.as_slice() {
-            [.., (before, _), _] if segment_len == 0 => Some(*before),
+            [.., (before, path), _] if segment_len == 0 => Some(hash(path)?.seal(*before)),
             _ => None,
         };
         let key = resolve_key(dir, initial, tail.as_ref())?;
@@ -242,6 +256,7 @@ impl Store {
             segment_len,
             segment_day,
             segment_first,
+            segment_digest,
             owed_manifest,
             head,
             pending: Vec::new(),
@@ -275,7 +290,7 @@ impl Store {
         if self.rotation_due(ts, event_json.len()) {
             self.rotate()?;
         }
-        if let Some(closed) = self.owed_manifest {
+        if let Some(closed) = &self.owed_manifest {
             let manifest = self.manifest_of(closed, ts)?;
             self.append_at(ts, &manifest)?;
             self.owed_manifest = None;
@@ -295,19 +310,16 @@ impl Store {
                 || self.segment_day.is_some_and(|d| d != ts.date_naive()))
     }
 
-    /// The JSON of the `audit.segment_closed` manifest of the closed segment
-    /// named for `first_seq`, whose last record is the chain head. Reads
-    /// the file once, in constant memory.
-    fn manifest_of(&self, first_seq: u64, ts: DateTime<Utc>) -> io::Result<String> {
-        let name = segment_name(first_seq);
-        let (sha256, records) = digest_file(&self.dir.join(&name))?;
+    /// The JSON of the `audit.segment_closed` manifest of `closed`, whose
+    /// last record is the chain head.
+    fn manifest_of(&self, closed: &Sealed, ts: DateTime<Utc>) -> io::Result<String> {
         let event = crate::AuditEvent::SegmentClosed {
             timestamp: ts,
-            segment: name.into(),
-            first_seq,
+            segment: segment_name(closed.first_seq).into(),
+            first_seq: closed.first_seq,
             last_seq: self.head.last_seq,
-            records,
-            sha256,
+            records: closed.records,
+            sha256: closed.sha256,
         };
         serde_json::to_string(&event).map_err(io::Error::other)
     }
@@ -408,6 +420,7 @@ impl Store {
             return Ok(());
         }
         self.file.write_all(&self.pending)?;
+        self.segment_digest.update(&self.pending);
         self.segment_len = self.segment_len.saturating_add(self.pending.len() as u64);
         self.pending.clear();
         self.unsynced = true;
@@ -433,7 +446,8 @@ impl Store {
         })?;
         let path = self.dir.join(segment_name(first_seq));
         self.file = fs::create_private(&path)?;
-        self.owed_manifest = Some(self.segment_first);
+        let closed = std::mem::take(&mut self.segment_digest);
+        self.owed_manifest = Some(closed.seal(self.segment_first));
         self.segment_first = first_seq;
         self.segment_len = 0;
         self.segment_day = None;
@@ -449,25 +463,51 @@ impl Store {
 /// before a record that might not fit.
 const RECORD_ENVELOPE_BYTES: u64 = 384;
 
-/// The SHA-256 of a file's bytes and the number of lines in it, read in
-/// constant memory.
-fn digest_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let mut file = fs::open_read(path)?;
-    let mut hasher = Sha256::new();
-    let mut lines = 0u64;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let chunk = buf.get(..n).unwrap_or_default();
-        hasher.update(chunk);
-        lines = lines.saturating_add(chunk.iter().filter(|&&b| b == b'\n').count() as u64);
+/// The running SHA-256 and line count of a segment's bytes.
+#[derive(Default, Clone)]
+struct SegmentDigest {
+    sha256: Sha256,
+    lines: u64,
+}
+
+impl SegmentDigest {
+    /// The digest of a file's bytes as they are, read in constant memory.
+    fn of_file(path: &Path) -> io::Result<Self> {
+        let mut file = fs::open_read(path)?;
+        let mut digest = SegmentDigest::default();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => return Ok(digest),
+                Ok(n) => digest.update(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
-    Ok((Digest(hasher.finalize().into()), lines))
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.sha256.update(bytes);
+        let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.lines = self.lines.saturating_add(lines);
+    }
+
+    /// What a manifest says of the segment named for `first_seq`.
+    fn seal(self, first_seq: u64) -> Sealed {
+        Sealed {
+            first_seq,
+            sha256: Digest(self.sha256.finalize().into()),
+            records: self.lines,
+        }
+    }
+}
+
+/// A closed segment, as its manifest describes it.
+#[derive(Debug, Clone, Copy)]
+struct Sealed {
+    first_seq: u64,
+    sha256: Digest,
+    records: u64,
 }
 
 fn lock_dir(dir: &Path) -> Result<File, OpenError> {
