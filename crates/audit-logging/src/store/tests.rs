@@ -417,6 +417,23 @@ fn a_day_change_does_not_leave_an_empty_segment_behind() {
 }
 
 #[test]
+fn the_record_envelope_bound_covers_the_longest_envelope() {
+    let key = AuditKey::generate().unwrap();
+    let first = EpochKey::first(&key);
+    let mut second = first.clone();
+    second.evolve().unwrap();
+    let ts = DateTime::parse_from_rfc3339("9999-12-31T23:59:59.999999Z")
+        .unwrap()
+        .to_utc();
+    let json = "{}";
+    let line = record::encode(u64::MAX, ts, &second, Some(&first), &[7; 32], json);
+    // The epoch here has 1 digit; the longest has 20.
+    let longest = line.len() + 1 - json.len() + 19;
+    assert_eq!(longest, 351);
+    assert!(longest as u64 <= RECORD_ENVELOPE_BYTES);
+}
+
+#[test]
 fn symlinked_audit_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let real = dir.path().join("real");
