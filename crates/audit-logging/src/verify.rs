@@ -362,7 +362,7 @@ pub(crate) fn verify_dir_observed(
         while let Some(info) = lines.next_line(&mut buf).map_err(io_at(path))? {
             lines_read = lines_read.saturating_add(1);
             if first_in_segment
-                && let Err(finding) = chain.check_manifest(&buf, info, previous.as_ref(), dir)
+                && let Err(finding) = chain.check_manifest(&buf, info, previous.as_ref(), path, dir)
             {
                 chain.report.finding = Some(finding);
                 progress(Progress { done: total, total });
@@ -577,6 +577,7 @@ impl Chain {
         line: &[u8],
         info: LineInfo,
         previous: Option<&SegmentSeen>,
+        segment: &Path,
         dir: &Path,
     ) -> Result<(), Finding> {
         let Some(sealed) = self.authentic_manifest(line, info) else {
@@ -584,6 +585,22 @@ impl Chain {
         };
         let (name, first, last, records, sha256) = sealed;
         let expected_seq = self.last_seq.saturating_add(1);
+        // The name is joined to the directory below: it must be the
+        // segment name of its own first record, nothing else.
+        if crate::store::parse_segment_name(&name) != Some(first) {
+            return Err(Finding {
+                kind: FindingKind::Malformed,
+                segment: segment.to_owned(),
+                line: info.number,
+                offset: info.offset,
+                expected_seq,
+                detail: format!(
+                    "a segment_closed record names segment {:?}, which is not the name of a \
+                     segment beginning at record {first}",
+                    crate::text::Text::from(name.as_str()).as_str()
+                ),
+            });
+        }
         let finding = |kind, segment: PathBuf, detail: String| Finding {
             kind,
             segment,
@@ -907,6 +924,51 @@ mod tests {
         assert_eq!(f.kind, FindingKind::SegmentAltered, "{f}");
         assert_eq!(f.segment, first);
         assert!(f.detail.contains("rewritten after it was closed"), "{f}");
+    }
+
+    /// The name in a manifest is joined to the audit directory: one that
+    /// is not the segment name of its first record is refused, even when
+    /// the record authenticates.
+    #[test]
+    fn a_manifest_naming_a_path_outside_the_segments_is_malformed() {
+        use crate::record::encode;
+        use crate::store::{Store, segment_name, tests::test_config};
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::generate().unwrap();
+        let (mut store, _) = Store::open(dir.path(), Some(&key), test_config(1500)).unwrap();
+        let event = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
+        for _ in 0..4 {
+            store.append(event).unwrap();
+        }
+        store.sync().unwrap();
+        drop(store);
+
+        let second = list_segments(dir.path()).unwrap()[1].1.clone();
+        let text = std::fs::read_to_string(&second).unwrap();
+        let manifest = RawRecord::parse(text.lines().next().unwrap().as_bytes()).unwrap();
+        let json = manifest
+            .event
+            .get()
+            .replace(&segment_name(1), "../../etc/passwd");
+        let forged = encode(
+            manifest.seq,
+            manifest.ts,
+            &EpochKey::first(&key),
+            None,
+            &manifest.prev,
+            &json,
+        );
+        let rest: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        let mut bytes = forged;
+        bytes.push(b'\n');
+        bytes.extend_from_slice(rest.as_bytes());
+        std::fs::write(&second, bytes).unwrap();
+
+        let f = verify_dir(dir.path(), &key).unwrap().finding.unwrap();
+        assert_eq!((f.kind, f.line), (FindingKind::Malformed, 1), "{f}");
+        assert_eq!(f.segment, second);
+        assert!(f.detail.contains("../../etc/passwd"), "{f}");
     }
 
     #[test]
