@@ -678,6 +678,25 @@ pub enum AuditEvent {
         /// The file the bytes were moved to.
         set_aside_as: Text,
     },
+    /// The writer closed a segment and started the next one; this is always
+    /// the first record of the next segment. Being part of the authenticated
+    /// chain, it seals the closed segment's name, extent and exact bytes
+    /// (see [`crate::verify`] for what the verifier checks with it).
+    #[serde(rename = "audit.segment_closed")]
+    SegmentClosed {
+        /// When (the timestamp of the record that opened the next segment).
+        timestamp: DateTime<Utc>,
+        /// The closed segment's file name, `seg-<first_seq, 20 digits>.jsonl`.
+        segment: Text,
+        /// Sequence number of its first record.
+        first_seq: u64,
+        /// Sequence number of its last record.
+        last_seq: u64,
+        /// How many records (lines) it holds.
+        records: u64,
+        /// SHA-256 of the closed file's exact bytes.
+        sha256: Digest,
+    },
     /// A logger shut down cleanly.
     #[serde(rename = "audit.logger_stopped")]
     LoggerStopped {
@@ -692,7 +711,7 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event type name, in declaration order.
-    pub const TYPES: [&'static str; 37] = [
+    pub const TYPES: [&'static str; 38] = [
         "auth.success",
         "auth.failure",
         "auth.token_issued",
@@ -729,6 +748,7 @@ impl AuditEvent {
         "gdpr.erasure",
         "audit.logger_started",
         "audit.torn_tail_recovered",
+        "audit.segment_closed",
         "audit.logger_stopped",
     ];
 
@@ -790,6 +810,7 @@ impl AuditEvent {
             | E::GdprErasure { timestamp, .. }
             | E::LoggerStarted { timestamp, .. }
             | E::TornTailRecovered { timestamp, .. }
+            | E::SegmentClosed { timestamp, .. }
             | E::LoggerStopped { timestamp, .. } => *timestamp,
         }
     }
@@ -836,6 +857,7 @@ impl AuditEvent {
             E::GdprErasure { .. } => ("gdpr.erasure", Medium),
             E::LoggerStarted { .. } => ("audit.logger_started", Info),
             E::TornTailRecovered { .. } => ("audit.torn_tail_recovered", High),
+            E::SegmentClosed { .. } => ("audit.segment_closed", Info),
             E::LoggerStopped { .. } => ("audit.logger_stopped", Info),
         }
     }

@@ -25,9 +25,13 @@
 //!   earlier epoch. The audit key is needed to start a trail and to verify
 //!   it, not to continue it ([`AuditLogger::resume`]), so it can be kept off
 //!   the host. A crash that leaves half a record is repaired on the next
-//!   start and the repair itself is recorded.
+//!   start and the repair itself is recorded. A segment is closed at a size
+//!   limit ([`LoggerConfig::max_segment_bytes`]) or when the UTC date
+//!   changes, and the next segment opens with an `audit.segment_closed`
+//!   record that seals the closed file's name, records and SHA-256.
 //! - [`verify_dir`] proves a directory: it streams every record, checks
-//!   authenticators, numbering and links, and names the first bad record
+//!   authenticators, numbering and links and every closed segment against
+//!   its manifest, and names the first bad record or segment
 //!   ([`verify::Finding`]). [`query::query`] reads events back by type,
 //!   severity and time.
 //! - What a local check cannot prove: with a [`checkpoint::CheckpointSigner`]
@@ -79,6 +83,9 @@
 //!   on [`AuditLogger::flush`]; there is no per-event durable emit yet. On an
 //!   I/O error the writer stops (the error is sticky and reported to every
 //!   caller) rather than retrying.
+//! - There is no retention: segments are kept until someone removes them,
+//!   and removing the oldest ones makes the trail fail to verify
+//!   (`segment_missing`).
 //! - The queue is bounded in events, not bytes, and has no room reserved for
 //!   critical events; dropped events are counted in [`Stats`] and in the
 //!   stop record, not yet written into the chain as they happen.

@@ -42,7 +42,8 @@ use crate::{AuditEvent, AuditKey, EmitError, FlushError, OpenError};
 /// covers bursts of several milliseconds of a slow disk.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1000;
 
-/// Default size at which a segment is closed and a new one started.
+/// Default size at which a segment is closed and a new one started (a
+/// segment is also closed when the UTC date changes).
 ///
 /// Small enough to copy, archive or inspect one segment at a time; large
 /// enough that rotation is rare.
@@ -85,7 +86,11 @@ impl LoggerConfig {
         self
     }
 
-    /// Sets the segment size at which a new segment is started.
+    /// Sets the segment size at which a new segment is started: a segment
+    /// is closed before a record that might take it past `bytes` (a single
+    /// record larger than that still gets a segment of its own). Segments
+    /// are also closed when the UTC date of the next record differs from
+    /// that of the segment's first record.
     #[must_use]
     pub fn max_segment_bytes(mut self, bytes: u64) -> Self {
         self.max_segment_bytes = bytes.max(1);
@@ -108,6 +113,7 @@ impl LoggerConfig {
             max_segment_bytes: self.max_segment_bytes,
             epoch_records: self.epoch_records,
             epoch_interval: self.epoch_interval,
+            clock: Utc::now,
         }
     }
 
@@ -390,7 +396,9 @@ fn start_chain(config: &LoggerConfig, key: Option<&AuditKey>) -> Result<Started,
         store.append(&json).map_err(io_err)?;
     }
     store.sync().map_err(io_err)?;
-    let shared = Arc::new(Shared::new(store.head().last_seq, opening.len() as u64));
+    // Counting a segment manifest the store may have written first.
+    let written = store.head().last_seq.saturating_sub(resumed_after);
+    let shared = Arc::new(Shared::new(store.head().last_seq, written));
     Ok((store, shared, checkpoints))
 }
 

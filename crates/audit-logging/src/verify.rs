@@ -10,6 +10,10 @@
 //!    record is 1, and each segment opens with the number its name promises);
 //! 4. its `prev` is the hash of the line before it.
 //!
+//! Each segment after the first opens with an `audit.segment_closed`
+//! *manifest* of the segment before it (see [Segments](#segments-and-their-manifests)
+//! below), which is checked before the chain checks of that line.
+//!
 //! It stops at the first record that fails and reports it as a [`Finding`]:
 //! which check, in which segment, at which line and byte, and at which
 //! sequence number, with what was expected and what was found. Problems with
@@ -19,12 +23,60 @@
 //! What a local check cannot see: removing the newest records from the end
 //! leaves a shorter chain that is still consistent. Detecting that needs a
 //! copy of the head kept elsewhere.
+//!
+//! # Segments and their manifests
+//!
+//! The writer closes a segment when it reaches its size limit or when a
+//! record falls on another UTC date, and opens the next segment with an
+//! `audit.segment_closed` record that seals the closed segment's file name,
+//! first and last sequence numbers, line count and the SHA-256 of its exact
+//! bytes. The verifier hashes every segment while it streams it (no second
+//! read, constant memory). When the first line of a segment is an
+//! authentic manifest — authenticated under the key of its own epoch,
+//! derived from the audit key however far ahead of the chain it is — it
+//! compares the manifest with the segment it read just before, and names
+//! that segment in the finding (line 0: the finding is about the whole
+//! file):
+//!
+//! - [`FindingKind::SegmentMissing`]: the segment the manifest names is not
+//!   in the directory (deleted, or renamed away). Without manifests this
+//!   showed only as a segment named for the wrong record.
+//! - [`FindingKind::SegmentShortened`]: the segment ends before the record
+//!   its manifest sealed: an older copy put back in its place (segments only
+//!   grow, so an older copy is a shorter one: a replay), or records cut off
+//!   its end. The files left behind are the same either way.
+//! - [`FindingKind::SegmentAltered`]: the segment has the sealed records'
+//!   numbers but not the sealed bytes: it was rewritten after it was closed
+//!   by someone who made every record in it authenticate and link again.
+//!
+//! A first line that is not an authentic manifest is left to the chain
+//! checks, which report it (a segment written before manifests existed
+//! simply has none; the chain still covers it).
+//!
+//! **Manifests and forward security.** Epoch keys only run forward
+//! ([`forward`](crate::forward)): whoever holds the key of epoch *e* can
+//! make every later key and no earlier one. A manifest always comes after
+//! the records it seals, so it is never in an earlier epoch than they are:
+//! anyone able to re-make a closed segment's records can re-make its
+//! manifest too, and every record after it. A manifest therefore shows a
+//! consistent rewrite only when the rewriter stopped at the segment's end
+//! ([`FindingKind::SegmentAltered`]); a rewrite carried through to the end
+//! of the log is a consistent log again, which only a signed checkpoint or
+//! an anchor that covers the segment shows ([`crate::logtree`]). Records in
+//! epochs before the thief's key cannot be re-made at all and fail as
+//! [`FindingKind::Modified`] or [`FindingKind::KeyEvolutionMismatch`]. And
+//! the manifest of a segment lives in the next one, so deleting the newest
+//! segments is cutting records off the end, which no manifest shows.
+//!
+//! [`query::query`](crate::query::query) with a key checks the chain but
+//! not the manifests; `verify` does both.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::AuditKey;
 use crate::forward::EpochKey;
@@ -82,6 +134,20 @@ pub enum FindingKind {
     /// The log has fewer records than the anchor commits to: records were
     /// cut off the end.
     TruncatedBelowAnchor,
+    /// A closed segment that an authentic `audit.segment_closed` manifest
+    /// names is not in the directory: it was deleted (or renamed away). The
+    /// finding's segment is the missing file's path.
+    SegmentMissing,
+    /// A closed segment ends before the record its manifest sealed it with:
+    /// it was replaced by an older copy of itself (segments only grow, so
+    /// an older copy is a shorter one), or cut back at a record boundary.
+    /// The two leave the same files behind.
+    SegmentShortened,
+    /// A closed segment holds the records its manifest names, but not the
+    /// bytes it sealed (or more records than it sealed): it was rewritten
+    /// after it was closed, by someone able to make its records
+    /// authenticate (see the [module docs](self) on forward security).
+    SegmentAltered,
 }
 
 impl FindingKind {
@@ -104,6 +170,9 @@ impl FindingKind {
             FindingKind::TruncatedBelowCheckpoint => "truncated_below_checkpoint",
             FindingKind::CheckpointInconsistentWithAnchor => "checkpoint_inconsistent_with_anchor",
             FindingKind::TruncatedBelowAnchor => "truncated_below_anchor",
+            FindingKind::SegmentMissing => "segment_missing",
+            FindingKind::SegmentShortened => "segment_shortened",
+            FindingKind::SegmentAltered => "segment_altered",
         }
     }
 }
@@ -278,12 +347,27 @@ pub(crate) fn verify_dir_observed(
     let mut done = 0u64;
     let mut buf = Vec::new();
     let mut last: Option<Place<'_>> = None;
+    let mut previous: Option<SegmentSeen> = None;
     for (promised, path) in &segments {
         let file = fs::open_read(path).map_err(io_at(path))?;
-        let mut lines = LineReader::new(BufReader::with_capacity(1 << 16, file));
+        let mut sha256 = Sha256::new();
+        let hashing = HashingReader {
+            inner: file,
+            hasher: &mut sha256,
+        };
+        let mut lines = LineReader::new(BufReader::with_capacity(1 << 16, hashing));
         chain.report.segments = chain.report.segments.saturating_add(1);
         let mut first_in_segment = true;
+        let mut lines_read = 0u64;
         while let Some(info) = lines.next_line(&mut buf).map_err(io_at(path))? {
+            lines_read = lines_read.saturating_add(1);
+            if first_in_segment
+                && let Err(finding) = chain.check_manifest(&buf, info, previous.as_ref(), path, dir)
+            {
+                chain.report.finding = Some(finding);
+                progress(Progress { done: total, total });
+                return Ok(chain.report);
+            }
             done = done.saturating_add(info.len).saturating_add(1);
             let place = Place {
                 segment: path,
@@ -311,6 +395,14 @@ pub(crate) fn verify_dir_observed(
             chain.report.finding = Some(finding);
             return Ok(chain.report);
         }
+        drop(lines);
+        previous = Some(SegmentSeen {
+            path: path.clone(),
+            first_seq: *promised,
+            last_seq: chain.last_seq,
+            records: lines_read,
+            sha256: sha256.finalize().into(),
+        });
         progress(Progress {
             done: done.min(total),
             total,
@@ -320,6 +412,54 @@ pub(crate) fn verify_dir_observed(
         chain.report.finding = Some(finding);
     }
     Ok(chain.report)
+}
+
+/// Passes bytes through while hashing them, so a segment's digest costs
+/// no second read and no memory.
+struct HashingReader<'a, R> {
+    inner: R,
+    hasher: &'a mut Sha256,
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+}
+
+/// A segment as the verifier read it, every record of it good.
+pub(crate) struct SegmentSeen {
+    path: PathBuf,
+    first_seq: u64,
+    last_seq: u64,
+    records: u64,
+    sha256: [u8; 32],
+}
+
+/// Most key epochs the verifier derives ahead of the chain to authenticate
+/// a manifest that opens a segment (after a deleted or shortened segment,
+/// the manifest may be epochs ahead). Bounds the work a forged epoch number
+/// can cause: about a second of HMACs.
+const MAX_MANIFEST_LOOKAHEAD_EPOCHS: u64 = 1 << 20;
+
+/// "record 5" or "records 5 to 9".
+fn record_range(first: u64, last: u64) -> String {
+    if first == last {
+        format!("record {first}")
+    } else {
+        format!("records {first} to {last}")
+    }
+}
+
+/// "1 line" or "3 lines".
+fn lines(n: u64) -> String {
+    if n == 1 {
+        "1 line".to_owned()
+    } else {
+        format!("{n} lines")
+    }
 }
 
 /// "record 5 is" or "records 5 to 9 are".
@@ -419,6 +559,143 @@ impl Chain {
             Some(format!(
                 "segment is named for record {promised}, but the next record is {expected}"
             ))
+        }
+    }
+
+    /// Checks the closed segment before the current one against the
+    /// manifest that opens the current one, if `line` is an authentic
+    /// `audit.segment_closed` record.
+    ///
+    /// Runs before the chain checks of `line`, because a deleted or
+    /// shortened segment makes those fail with a less precise finding. The
+    /// record is authenticated under the key of its own epoch, derived from
+    /// the verifier's key however far ahead of the chain it is (up to
+    /// [`MAX_MANIFEST_LOOKAHEAD_EPOCHS`]); anything that is not an authentic
+    /// manifest is left to the chain checks, which report it.
+    pub(crate) fn check_manifest(
+        &self,
+        line: &[u8],
+        info: LineInfo,
+        previous: Option<&SegmentSeen>,
+        segment: &Path,
+        dir: &Path,
+    ) -> Result<(), Finding> {
+        let Some(sealed) = self.authentic_manifest(line, info) else {
+            return Ok(());
+        };
+        let (name, first, last, records, sha256) = sealed;
+        let expected_seq = self.last_seq.saturating_add(1);
+        // The name is joined to the directory below: it must be the
+        // segment name of its own first record, nothing else.
+        if crate::store::parse_segment_name(&name) != Some(first) {
+            return Err(Finding {
+                kind: FindingKind::Malformed,
+                segment: segment.to_owned(),
+                line: info.number,
+                offset: info.offset,
+                expected_seq,
+                detail: format!(
+                    "a segment_closed record names segment {:?}, which is not the name of a \
+                     segment beginning at record {first}",
+                    crate::text::Text::from(name.as_str()).as_str()
+                ),
+            });
+        }
+        let finding = |kind, segment: PathBuf, detail: String| Finding {
+            kind,
+            segment,
+            line: 0,
+            offset: 0,
+            expected_seq,
+            detail,
+        };
+        let sealed_as = format!(
+            "the manifest opening the next segment sealed it with {} ({}, SHA-256 {})",
+            record_range(first, last),
+            lines(records),
+            hex::encode(sha256)
+        );
+        let Some(seen) = previous.filter(|p| p.path.file_name() == Some(name.as_ref())) else {
+            let path = dir.join(&name);
+            return match path.try_exists() {
+                Ok(true) => Ok(()),
+                _ => Err(finding(
+                    FindingKind::SegmentMissing,
+                    path,
+                    format!("segment {name} is not in the directory; {sealed_as}"),
+                )),
+            };
+        };
+        let found = format!(
+            "it holds {} ({}, SHA-256 {})",
+            record_range(seen.first_seq, seen.last_seq),
+            lines(seen.records),
+            hex::encode(seen.sha256)
+        );
+        if seen.last_seq < last {
+            return Err(finding(
+                FindingKind::SegmentShortened,
+                seen.path.clone(),
+                format!(
+                    "{found}, but {sealed_as}: an older copy of it, or cut back; {} missing",
+                    missing_range(seen.last_seq.saturating_add(1), last)
+                ),
+            ));
+        }
+        if (seen.first_seq, seen.last_seq, seen.records, seen.sha256)
+            != (first, last, records, sha256)
+        {
+            return Err(finding(
+                FindingKind::SegmentAltered,
+                seen.path.clone(),
+                format!("{found}, but {sealed_as}: it was rewritten after it was closed"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The fields of `line`'s manifest (name, first and last seq, records,
+    /// file digest), if it is an authentic `audit.segment_closed` record.
+    fn authentic_manifest(
+        &self,
+        line: &[u8],
+        info: LineInfo,
+    ) -> Option<(String, u64, u64, u64, [u8; 32])> {
+        if !info.terminated || info.is_oversized() {
+            return None;
+        }
+        let rec = RawRecord::parse(line).ok()?;
+        let ty = serde_json::from_str::<EventType>(rec.event.get()).ok()?;
+        if ty.ty != "audit.segment_closed" {
+            return None;
+        }
+        let ahead = rec.epoch.checked_sub(self.epoch_key.epoch())?;
+        if ahead > MAX_MANIFEST_LOOKAHEAD_EPOCHS {
+            return None;
+        }
+        let mut key = self.epoch_key.clone();
+        for _ in 0..ahead {
+            key.evolve()?;
+        }
+        if !rec.authenticate(&key) {
+            return None;
+        }
+        match rec.event().ok()? {
+            crate::AuditEvent::SegmentClosed {
+                segment,
+                first_seq,
+                last_seq,
+                records,
+                sha256,
+                ..
+            } => Some((
+                segment.as_str().to_owned(),
+                first_seq,
+                last_seq,
+                records,
+                sha256.0,
+            )),
+            _ => None,
         }
     }
 
@@ -597,10 +874,101 @@ mod tests {
             TruncatedBelowCheckpoint,
             CheckpointInconsistentWithAnchor,
             TruncatedBelowAnchor,
+            SegmentMissing,
+            SegmentShortened,
+            SegmentAltered,
         ];
         for kind in all {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
+    }
+
+    /// A holder of the segment's epoch key re-makes every record of a
+    /// closed segment after changing one: each record authenticates and
+    /// links, so only the manifest sealed in the next segment shows it.
+    #[test]
+    fn a_closed_segment_rewritten_with_its_record_key_is_reported_altered_by_name() {
+        use crate::record::{encode, line_hash};
+        use crate::store::{Store, segment_name, tests::test_config};
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::generate().unwrap();
+        let (mut store, _) = Store::open(dir.path(), Some(&key), test_config(1500)).unwrap();
+        let event = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
+        for _ in 0..8 {
+            store.append(event).unwrap();
+        }
+        store.sync().unwrap();
+        drop(store);
+        assert!(list_segments(dir.path()).unwrap().len() >= 3);
+
+        // One run, so every record is in epoch 0.
+        let first = dir.path().join(segment_name(1));
+        let epoch_key = EpochKey::first(&key);
+        let mut prev = GENESIS_HASH;
+        let mut rewritten = Vec::new();
+        for (i, line) in std::fs::read_to_string(&first).unwrap().lines().enumerate() {
+            let rec = RawRecord::parse(line.as_bytes()).unwrap();
+            let mut json = rec.event.get().to_owned();
+            if i == 1 {
+                json = json.replace(r#""events_dropped":0"#, r#""events_dropped":7"#);
+            }
+            let line = encode(rec.seq, rec.ts, &epoch_key, None, &prev, &json);
+            prev = line_hash(&line);
+            rewritten.extend_from_slice(&line);
+            rewritten.push(b'\n');
+        }
+        std::fs::write(&first, rewritten).unwrap();
+
+        let f = verify_dir(dir.path(), &key).unwrap().finding.unwrap();
+        assert_eq!(f.kind, FindingKind::SegmentAltered, "{f}");
+        assert_eq!(f.segment, first);
+        assert!(f.detail.contains("rewritten after it was closed"), "{f}");
+    }
+
+    /// The name in a manifest is joined to the audit directory: one that
+    /// is not the segment name of its first record is refused, even when
+    /// the record authenticates.
+    #[test]
+    fn a_manifest_naming_a_path_outside_the_segments_is_malformed() {
+        use crate::record::encode;
+        use crate::store::{Store, segment_name, tests::test_config};
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::generate().unwrap();
+        let (mut store, _) = Store::open(dir.path(), Some(&key), test_config(1500)).unwrap();
+        let event = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
+        for _ in 0..4 {
+            store.append(event).unwrap();
+        }
+        store.sync().unwrap();
+        drop(store);
+
+        let second = list_segments(dir.path()).unwrap()[1].1.clone();
+        let text = std::fs::read_to_string(&second).unwrap();
+        let manifest = RawRecord::parse(text.lines().next().unwrap().as_bytes()).unwrap();
+        let json = manifest
+            .event
+            .get()
+            .replace(&segment_name(1), "../../etc/passwd");
+        let forged = encode(
+            manifest.seq,
+            manifest.ts,
+            &EpochKey::first(&key),
+            None,
+            &manifest.prev,
+            &json,
+        );
+        let rest: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        let mut bytes = forged;
+        bytes.push(b'\n');
+        bytes.extend_from_slice(rest.as_bytes());
+        std::fs::write(&second, bytes).unwrap();
+
+        let f = verify_dir(dir.path(), &key).unwrap().finding.unwrap();
+        assert_eq!((f.kind, f.line), (FindingKind::Malformed, 1), "{f}");
+        assert_eq!(f.segment, second);
+        assert!(f.detail.contains("../../etc/passwd"), "{f}");
     }
 
     #[test]

@@ -250,9 +250,12 @@ impl Writer {
             self.shared.failed.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let before = self.store.head().last_seq;
         match self.store.append(json) {
             Ok(_) => {
-                self.shared.written.fetch_add(1, Ordering::Relaxed);
+                // A segment manifest may have been written before the event.
+                let records = self.store.head().last_seq.saturating_sub(before);
+                self.shared.written.fetch_add(records, Ordering::Relaxed);
             }
             Err(e) => {
                 self.shared.failed.fetch_add(1, Ordering::Relaxed);

@@ -15,9 +15,10 @@ use common::{
 };
 use tempfile::TempDir;
 
-/// Small enough that the 12 records of [`Log::write`] spread over several
-/// segments (about three records each).
-const SEGMENT_BYTES: u64 = 1200;
+/// Small enough that the 17 records of [`Log::write`] spread over six
+/// segments of three records at most, each after the first opened by the
+/// manifest of the one before.
+const SEGMENT_BYTES: u64 = 1600;
 
 /// A pristine log and its records.
 struct Log {
@@ -26,12 +27,13 @@ struct Log {
 }
 
 impl Log {
-    /// Ten events (twelve records) in several segments, under `key`.
+    /// Ten events in several segments, under `key`: seventeen records with
+    /// the start, the stop and five manifests (records 4, 7, 10, 13, 16).
     fn write_with(key: &audit_logging::AuditKey) -> Log {
         let dir = tempfile::tempdir().unwrap();
         write_log(dir.path(), key, 10, SEGMENT_BYTES);
         let records = records(dir.path());
-        assert_eq!(records.len(), 12);
+        assert_eq!(records.len(), 17);
         let segments = common::segments(dir.path()).len();
         assert!(segments >= 4, "only {segments} segments");
         Log { dir, records }
@@ -60,22 +62,22 @@ impl Log {
             .is_none_or(|next| next.segment != rec.segment)
     }
 
-    /// Where the first line of the segment after `rec`'s would be reported.
-    fn next_segment_start(&self, rec: &Located) -> Located {
-        let next = &self.records[rec.seq as usize];
-        assert_eq!(next.line, 1);
-        Located {
-            seq: rec.seq,
-            ..next.clone()
-        }
-    }
-
     /// The segment files, in log order, by name.
     fn segment_names(&self) -> Vec<String> {
         common::segments(self.dir.path())
             .iter()
             .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
             .collect()
+    }
+}
+
+/// Where a finding about `rec`'s whole segment is reported: the segment
+/// itself, line 0, at record `rec.seq`.
+fn whole(rec: &Located) -> Located {
+    Located {
+        line: 0,
+        offset: 0,
+        ..rec.clone()
     }
 }
 
@@ -255,12 +257,8 @@ fn a_deleted_record_is_reported_where_it_is_missing() {
         });
         let f = finding(copy.path(), &key());
         if log.ends_segment(rec) {
-            // The next segment's name promises a record that is not next.
-            assert_finding_at(
-                &f,
-                FindingKind::SegmentMismatch,
-                &log.next_segment_start(rec),
-            );
+            // The manifest opening the next segment says it ended later.
+            assert_finding_at(&f, FindingKind::SegmentShortened, &whole(rec));
         } else {
             assert_finding_at(&f, FindingKind::Missing, rec);
         }
@@ -270,7 +268,7 @@ fn a_deleted_record_is_reported_where_it_is_missing() {
 #[test]
 fn removing_whole_records_from_the_end_is_the_documented_blind_spot() {
     let log = Log::write();
-    let last = log.rec(12);
+    let last = log.rec(17);
     let copy = log.tampered(|dir| {
         edit_lines(dir, &last.segment, |lines| {
             lines.pop();
@@ -278,14 +276,14 @@ fn removing_whole_records_from_the_end_is_the_documented_blind_spot() {
     });
     // A shorter chain that is still consistent: nothing local can tell.
     let report = assert_intact(copy.path(), &key());
-    assert_eq!(report.last_seq, 11);
+    assert_eq!(report.last_seq, 16);
 }
 
 #[test]
 fn two_swapped_records_are_reported_at_the_first_of_them() {
     let log = Log::write();
     // Neighbours in one segment, and neighbours across a segment boundary.
-    for (a, b) in [(5, 6), (2, 3), (3, 4), (1, 12)] {
+    for (a, b) in [(5, 6), (2, 3), (3, 4), (1, 17)] {
         let (ra, rb) = (log.rec(a), log.rec(b));
         let copy = log.tampered(|dir| {
             let (la, lb) = (ra.bytes.clone(), rb.bytes.clone());
@@ -322,7 +320,7 @@ fn a_replayed_copy_of_any_record_is_reported_as_out_of_order() {
 #[test]
 fn an_old_record_replayed_at_the_end_of_the_log_is_reported() {
     let log = Log::write();
-    let last = log.rec(12);
+    let last = log.rec(17);
     let copy = log.tampered(|dir| {
         edit_lines(dir, &last.segment, |lines| {
             lines.push(log.rec(4).bytes.clone());
@@ -331,7 +329,7 @@ fn an_old_record_replayed_at_the_end_of_the_log_is_reported() {
     let replay = Located {
         line: last.line + 1,
         offset: last.offset + last.bytes.len() as u64 + 1,
-        seq: 13,
+        seq: 18,
         ..last.clone()
     };
     assert_finding_at(
@@ -345,7 +343,7 @@ fn an_old_record_replayed_at_the_end_of_the_log_is_reported() {
 fn a_record_from_another_log_under_the_same_key_breaks_the_link() {
     let log = Log::write();
     let other = Log::write();
-    for seq in [2, 4, 7, 12] {
+    for seq in [2, 5, 8, 17] {
         let rec = log.rec(seq);
         let copy = log.tampered(|dir| {
             edit_lines(dir, &rec.segment, |lines| {
@@ -355,6 +353,17 @@ fn a_record_from_another_log_under_the_same_key_breaks_the_link() {
         // Authentic, right number, wrong predecessor.
         assert_finding_at(&finding(copy.path(), &key()), FindingKind::BrokenLink, rec);
     }
+    // The other log's manifest of the first segment is authentic too, and
+    // seals other bytes: which of the two was swapped cannot be told, and
+    // the finding names the segment that no longer matches.
+    let copy = log.tampered(|dir| {
+        edit_lines(dir, &log.rec(4).segment, |lines| {
+            lines[0] = other.rec(4).bytes.clone();
+        });
+    });
+    let f = finding(copy.path(), &key());
+    assert_eq!(f.kind, FindingKind::SegmentAltered, "{f}");
+    assert_eq!(f.segment.file_name(), log.rec(1).segment.file_name());
 }
 
 #[test]
@@ -393,7 +402,7 @@ fn a_file_cut_inside_any_record_is_reported_as_truncated_there() {
 }
 
 #[test]
-fn a_middle_segment_cut_at_a_record_boundary_is_a_segment_mismatch() {
+fn a_middle_segment_cut_at_a_record_boundary_is_reported_shortened_by_name() {
     let log = Log::write();
     // Records 5 and 6 end the second segment; keep only record 4.
     let (kept, dropped) = (log.rec(4), log.rec(5));
@@ -407,17 +416,51 @@ fn a_middle_segment_cut_at_a_record_boundary_is_a_segment_mismatch() {
     });
     let at = Located {
         seq: 5,
-        ..log.next_segment_start(log.rec(6))
+        ..whole(kept)
     };
-    assert_finding_at(
-        &finding(copy.path(), &key()),
-        FindingKind::SegmentMismatch,
-        &at,
-    );
+    let f = finding(copy.path(), &key());
+    assert_finding_at(&f, FindingKind::SegmentShortened, &at);
+    assert!(f.detail.contains("records 5 to 6 are missing"), "{f}");
 }
 
 #[test]
-fn a_deleted_middle_segment_is_reported_at_the_segment_after_it() {
+fn a_closed_segment_replaced_by_an_older_copy_of_itself_is_reported_shortened_by_name() {
+    // A copy of the second segment taken while it held only records 4 and 5.
+    let dir = tempfile::tempdir().unwrap();
+    let config = audit_logging::LoggerConfig::new(dir.path()).max_segment_bytes(SEGMENT_BYTES);
+    let logger = audit_logging::AuditLogger::open(config, key()).unwrap();
+    for i in 0..3 {
+        logger
+            .emit_sync(common::tagged(&format!("e{i}"), i))
+            .unwrap();
+    }
+    logger.flush().unwrap();
+    let second = dir.path().join(segment_name(4));
+    let older = fs::read(&second).unwrap();
+    assert_eq!(
+        records(dir.path()).len(),
+        5,
+        "the copy holds records 4 and 5"
+    );
+    for i in 3..10 {
+        logger
+            .emit_sync(common::tagged(&format!("e{i}"), i))
+            .unwrap();
+    }
+    logger.shutdown().unwrap();
+
+    fs::write(&second, &older).unwrap();
+    let f = finding(dir.path(), &key());
+    assert_eq!(
+        (f.kind, f.segment.file_name(), f.expected_seq),
+        (FindingKind::SegmentShortened, second.file_name(), 6),
+        "{f}"
+    );
+    assert!(f.detail.contains("an older copy of it"), "{f}");
+}
+
+#[test]
+fn a_deleted_middle_segment_is_reported_missing_by_name() {
     let log = Log::write();
     let names = log.segment_names();
     for gone in 1..names.len() - 1 {
@@ -432,29 +475,39 @@ fn a_deleted_middle_segment_is_reported_at_the_segment_after_it() {
             .iter()
             .find(|r| r.segment.file_name().unwrap() == names[gone].as_str())
             .unwrap();
-        let at = Located {
-            seq: first_gone.seq,
-            ..next_first.clone()
-        };
+        assert_eq!(next_first.line, 1);
         assert_finding_at(
             &finding(copy.path(), &key()),
-            FindingKind::SegmentMismatch,
-            &at,
+            FindingKind::SegmentMissing,
+            &whole(first_gone),
         );
     }
 }
 
 #[test]
-fn a_deleted_first_segment_is_reported_as_a_log_that_does_not_begin_at_one() {
+fn a_deleted_first_segment_is_reported_missing_by_name() {
     let log = Log::write();
     let names = log.segment_names();
     let copy = log.tampered(|dir| fs::remove_file(dir.join(&names[0])).unwrap());
-    let at = Located {
-        seq: 1,
-        ..log.rec(4).clone()
-    };
     let f = finding(copy.path(), &key());
-    assert_finding_at(&f, FindingKind::SegmentMismatch, &at);
+    assert_finding_at(&f, FindingKind::SegmentMissing, &whole(log.rec(1)));
+    assert!(f.detail.contains("with records 1 to 3"), "{f}");
+}
+
+#[test]
+fn a_first_segment_deleted_with_the_manifest_that_sealed_it_is_a_log_that_does_not_begin_at_one() {
+    // Without the manifest there is nothing to name the segment by: the
+    // log simply does not begin at record 1.
+    let log = Log::write();
+    let names = log.segment_names();
+    let copy = log.tampered(|dir| {
+        fs::remove_file(dir.join(&names[0])).unwrap();
+        edit_lines(dir, &log.rec(4).segment, |lines| {
+            lines.remove(0);
+        });
+    });
+    let f = finding(copy.path(), &key());
+    assert_eq!(f.kind, FindingKind::SegmentMismatch, "{f}");
     assert!(f.detail.contains("records 1 to 3 are missing"), "{f}");
 }
 
@@ -509,7 +562,7 @@ fn verifying_with_another_key_is_a_key_mismatch_at_the_first_record() {
 fn the_untouched_log_verifies_with_its_own_key() {
     let log = Log::write();
     let report = assert_intact(log.dir.path(), &key());
-    assert_eq!((report.records, report.last_seq), (12, 12));
+    assert_eq!((report.records, report.last_seq), (17, 17));
     assert_eq!(report.segments, log.segment_names().len() as u64);
 }
 

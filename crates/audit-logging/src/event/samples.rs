@@ -272,6 +272,14 @@ pub(crate) fn all() -> Vec<AuditEvent> {
             sha256: d,
             set_aside_as: "torn-00000000000000000042.bin".into(),
         },
+        E::SegmentClosed {
+            timestamp: t,
+            segment: "seg-00000000000000000001.jsonl".into(),
+            first_seq: 1,
+            last_seq: 41,
+            records: 41,
+            sha256: d,
+        },
         E::LoggerStopped {
             timestamp: t,
             records_written: 10,

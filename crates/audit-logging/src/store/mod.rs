@@ -2,8 +2,26 @@
 //!
 //! Segments are named `seg-<first sequence number, 20 digits>.jsonl`, so they
 //! sort in log order by name and the name says which record must open the
-//! file. Records are appended to the newest segment until it reaches the
-//! configured size; then a new one is started. Files are created with mode
+//! file. Records are appended to the newest segment until the next record
+//! would take it past the configured size, or until the next record's
+//! timestamp falls on another UTC date than the segment's first record;
+//! then a new segment is started for it. A segment therefore holds the
+//! records of one UTC day at most (a day with many records may take several
+//! segments), and a restart on a later day starts a new segment too.
+//! Timestamps come from [`StoreConfig::clock`], the system clock outside
+//! tests.
+//!
+//! The first record of every segment but the first is an
+//! `audit.segment_closed` manifest of the segment before it: its name, first
+//! and last sequence numbers, record count and the SHA-256 of its exact
+//! bytes. The digest is kept up to date as bytes are written, so closing a
+//! segment reads nothing back; opening a store hashes its newest segment
+//! once (at most one segment's size, after any torn tail is cut) to pick
+//! the digest up where it was. Being in the chain, the manifest is authenticated like any
+//! record, and the verifier checks the closed segment against it (see
+//! [`crate::verify`]). A crash between creating a segment and writing its
+//! manifest leaves the new segment empty; the next open notices and writes
+//! the manifest first. Files are created with mode
 //! `0600` in a directory of mode `0700`, and never through a symbolic link.
 //!
 //! One writer at a time: the store holds an exclusive lock on
@@ -25,7 +43,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest as _, Sha256};
 
 use crate::forward::{EpochKey, WRITER_KEY_FILE};
@@ -101,6 +119,17 @@ pub(crate) struct Store {
     _lock: File,
     file: File,
     segment_len: u64,
+    /// The UTC date of the current segment's first record; `None` while the
+    /// segment is empty (or its first record cannot be read), in which case
+    /// the next record sets it.
+    segment_day: Option<NaiveDate>,
+    /// The sequence number the current segment's name promises.
+    segment_first: u64,
+    /// The bytes and lines written to the current segment so far.
+    segment_digest: SegmentDigest,
+    /// The closed segment whose manifest must open the current segment
+    /// before any other record.
+    owed_manifest: Option<Sealed>,
     head: ChainHead,
     /// Encoded lines not yet handed to the OS, newline-terminated.
     pending: Vec<u8>,
@@ -123,6 +152,9 @@ pub(crate) struct StoreConfig {
     pub epoch_records: u64,
     /// Time after which the key evolves with the next record.
     pub epoch_interval: Duration,
+    /// Where record timestamps come from: [`Utc::now`], except in tests,
+    /// which inject a clock instead of sleeping across midnight.
+    pub clock: fn() -> DateTime<Utc>,
 }
 
 impl Store {
@@ -148,12 +180,12 @@ impl Store {
         fs::ensure_private_dir(dir).map_err(at)?;
         let lock = lock_dir(dir)?;
         let segments = list_segments(dir).map_err(at)?;
-        let (file, segment_len, tail, torn) = match segments.last() {
+        let (file, segment_len, segment_day, tail, torn) = match segments.last() {
             None => {
                 let path = dir.join(segment_name(1));
                 let file =
                     fs::create_private(&path).map_err(|source| OpenError::Io { path, source })?;
-                (file, 0, None, None)
+                (file, 0, None, None, None)
             }
             Some((promised, newest)) => {
                 let torn = cut_torn_tail(dir, newest)?;
@@ -178,8 +210,25 @@ impl Store {
                         ),
                     });
                 }
-                (file, len, tail, torn)
+                (file, len, first_record_day(newest), tail, torn)
             }
+        };
+        let segment_first = segments.last().map_or(1, |(first, _)| *first);
+        let hash = |path: &Path| {
+            SegmentDigest::of_file(path).map_err(|source| OpenError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let segment_digest = match segments.last() {
+            Some((_, newest)) => hash(newest)?,
+            None => SegmentDigest::default(),
+        };
+        // An empty newest segment after another one was started by a
+        // rotation whose manifest never reached the disk.
+        let owed_manifest = match segments.as_slice() {
+            [.., (before, path), _] if segment_len == 0 => Some(hash(path)?.seal(*before)),
+            _ => None,
         };
         let key = resolve_key(dir, initial, tail.as_ref())?;
         let head = tail.map_or(
@@ -205,6 +254,10 @@ impl Store {
             _lock: lock,
             file,
             segment_len,
+            segment_day,
+            segment_first,
+            segment_digest,
+            owed_manifest,
             head,
             pending: Vec::new(),
             unsynced: false,
@@ -226,24 +279,61 @@ impl Store {
     /// Encodes a record for `event_json` as the next in the chain and queues
     /// it for writing. Returns its sequence number.
     ///
-    /// Fails only when the sequence number would overflow, or when starting a
-    /// new segment fails.
+    /// When the record starts a new segment (by size or by date), the
+    /// manifest of the closed segment is appended first, so the head may
+    /// move by two.
+    ///
+    /// Fails only when the sequence number would overflow, or when closing
+    /// the segment or starting a new one fails.
     pub fn append(&mut self, event_json: &str) -> io::Result<u64> {
+        let ts = (self.config.clock)();
+        if self.rotation_due(ts, event_json.len()) {
+            self.rotate()?;
+        }
+        if let Some(closed) = &self.owed_manifest {
+            let manifest = self.manifest_of(closed, ts)?;
+            self.append_at(ts, &manifest)?;
+            self.owed_manifest = None;
+        }
+        self.append_at(ts, event_json)
+    }
+
+    /// Whether a record of `event_len` bytes of event JSON, written at
+    /// `ts`, must go to a new segment: the current one has records, and
+    /// the record might take it past the size limit or falls on another
+    /// UTC date than its first record.
+    fn rotation_due(&self, ts: DateTime<Utc>, event_len: usize) -> bool {
+        let queued = self.segment_len.saturating_add(self.pending.len() as u64);
+        let longest = (event_len as u64).saturating_add(RECORD_ENVELOPE_BYTES);
+        queued > 0
+            && (queued.saturating_add(longest) > self.config.max_segment_bytes
+                || self.segment_day.is_some_and(|d| d != ts.date_naive()))
+    }
+
+    /// The JSON of the `audit.segment_closed` manifest of `closed`, whose
+    /// last record is the chain head.
+    fn manifest_of(&self, closed: &Sealed, ts: DateTime<Utc>) -> io::Result<String> {
+        let event = crate::AuditEvent::SegmentClosed {
+            timestamp: ts,
+            segment: segment_name(closed.first_seq).into(),
+            first_seq: closed.first_seq,
+            last_seq: self.head.last_seq,
+            records: closed.records,
+            sha256: closed.sha256,
+        };
+        serde_json::to_string(&event).map_err(io::Error::other)
+    }
+
+    /// Appends one record at `ts` to the current segment.
+    fn append_at(&mut self, ts: DateTime<Utc>, event_json: &str) -> io::Result<u64> {
         let seq = self.head.last_seq.checked_add(1).ok_or_else(|| {
             io::Error::other("sequence number space exhausted; start a new log directory")
         })?;
         if self.handover_due() {
-            return self.append_handover(seq, event_json);
+            return self.append_handover(seq, ts, event_json);
         }
-        let line = record::encode(
-            seq,
-            Utc::now(),
-            &self.key,
-            None,
-            &self.head.last_hash,
-            event_json,
-        );
-        self.push(seq, line)?;
+        let line = record::encode(seq, ts, &self.key, None, &self.head.last_hash, event_json);
+        self.push(seq, ts, line)?;
         self.records_in_epoch = self.records_in_epoch.saturating_add(1);
         // The very first record of a log opens epoch 0 for this run.
         self.new_run = false;
@@ -267,19 +357,24 @@ impl Store {
     /// forgotten; so a crash leaves either the old key with a log that may
     /// end in the handover record (the next open evolves the key to catch
     /// up), or the new key with the handover on disk.
-    fn append_handover(&mut self, seq: u64, event_json: &str) -> io::Result<u64> {
+    fn append_handover(
+        &mut self,
+        seq: u64,
+        ts: DateTime<Utc>,
+        event_json: &str,
+    ) -> io::Result<u64> {
         let mut next = self.key.clone();
         next.evolve()
             .ok_or_else(|| io::Error::other("key epochs exhausted; start a new log directory"))?;
         let line = record::encode(
             seq,
-            Utc::now(),
+            ts,
             &next,
             Some(&self.key),
             &self.head.last_hash,
             event_json,
         );
-        self.push(seq, line)?;
+        self.push(seq, ts, line)?;
         self.sync()?;
         next.save(&self.dir.join(WRITER_KEY_FILE))?;
         self.key = next;
@@ -289,13 +384,10 @@ impl Store {
         Ok(seq)
     }
 
-    /// Queues an encoded line as the new head, starting a new segment first
-    /// when it would not fit.
-    fn push(&mut self, seq: u64, line: Vec<u8>) -> io::Result<()> {
-        let line_len = (line.len() as u64).saturating_add(1);
-        let queued = self.segment_len.saturating_add(self.pending.len() as u64);
-        if queued > 0 && queued.saturating_add(line_len) > self.config.max_segment_bytes {
-            self.rotate(seq)?;
+    /// Queues an encoded line, written at `ts`, as the new head.
+    fn push(&mut self, seq: u64, ts: DateTime<Utc>, line: Vec<u8>) -> io::Result<()> {
+        if self.segment_day.is_none() {
+            self.segment_day = Some(ts.date_naive());
         }
         let line_hash = record::line_hash(&line);
         if let Some(tree) = &mut self.tree {
@@ -328,6 +420,7 @@ impl Store {
             return Ok(());
         }
         self.file.write_all(&self.pending)?;
+        self.segment_digest.update(&self.pending);
         self.segment_len = self.segment_len.saturating_add(self.pending.len() as u64);
         self.pending.clear();
         self.unsynced = true;
@@ -344,15 +437,77 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the current segment durably and starts `seg-<first_seq>`.
-    fn rotate(&mut self, first_seq: u64) -> io::Result<()> {
+    /// Closes the current segment durably and starts the one named for the
+    /// next record, which owes the closed one's manifest.
+    fn rotate(&mut self) -> io::Result<()> {
         self.sync()?;
+        let first_seq = self.head.last_seq.checked_add(1).ok_or_else(|| {
+            io::Error::other("sequence number space exhausted; start a new log directory")
+        })?;
         let path = self.dir.join(segment_name(first_seq));
         self.file = fs::create_private(&path)?;
+        let closed = std::mem::take(&mut self.segment_digest);
+        self.owed_manifest = Some(closed.seal(self.segment_first));
+        self.segment_first = first_seq;
         self.segment_len = 0;
+        self.segment_day = None;
         tracing::debug!(segment = %path.display(), "started a new audit segment");
         Ok(())
     }
+}
+
+/// The most bytes a record line (newline included) adds to its event's
+/// JSON: the longest envelope, with a 20-digit sequence number and epoch, a
+/// handover mac and the mac, is 351 bytes; the rest is headroom for a
+/// timestamp past year 9999. Size rotation uses it to close a segment
+/// before a record that might not fit.
+const RECORD_ENVELOPE_BYTES: u64 = 384;
+
+/// The running SHA-256 and line count of a segment's bytes.
+#[derive(Default, Clone)]
+struct SegmentDigest {
+    sha256: Sha256,
+    lines: u64,
+}
+
+impl SegmentDigest {
+    /// The digest of a file's bytes as they are, read in constant memory.
+    fn of_file(path: &Path) -> io::Result<Self> {
+        let mut file = fs::open_read(path)?;
+        let mut digest = SegmentDigest::default();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => return Ok(digest),
+                Ok(n) => digest.update(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.sha256.update(bytes);
+        let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.lines = self.lines.saturating_add(lines);
+    }
+
+    /// What a manifest says of the segment named for `first_seq`.
+    fn seal(self, first_seq: u64) -> Sealed {
+        Sealed {
+            first_seq,
+            sha256: Digest(self.sha256.finalize().into()),
+            records: self.lines,
+        }
+    }
+}
+
+/// A closed segment, as its manifest describes it.
+#[derive(Debug, Clone, Copy)]
+struct Sealed {
+    first_seq: u64,
+    sha256: Digest,
+    records: u64,
 }
 
 fn lock_dir(dir: &Path) -> Result<File, OpenError> {
@@ -441,6 +596,20 @@ fn cut_torn_tail(dir: &Path, segment: &Path) -> Result<Option<TornTail>, OpenErr
         sha256: Digest(Sha256::digest(torn_bytes).into()),
         set_aside_as: aside,
     }))
+}
+
+/// The UTC date of the first record of `segment`, if it has one that
+/// parses. Read only to schedule rotation: the record is not authenticated
+/// here (the tail is, in [`resolve_key`]; `verify` checks them all).
+fn first_record_day(segment: &Path) -> Option<NaiveDate> {
+    let file = fs::open_read(segment).ok()?;
+    let mut lines = lines::LineReader::new(io::BufReader::new(file));
+    let mut buf = Vec::new();
+    let info = lines.next_line(&mut buf).ok()??;
+    if !info.terminated {
+        return None;
+    }
+    RawRecord::parse(&buf).ok().map(|r| r.ts.date_naive())
 }
 
 /// The last bytes of a file: enough to hold a torn record and the complete

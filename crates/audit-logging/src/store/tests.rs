@@ -9,6 +9,7 @@ pub(crate) fn test_config(max_segment_bytes: u64) -> StoreConfig {
         max_segment_bytes,
         epoch_records: crate::forward::DEFAULT_EPOCH_RECORDS,
         epoch_interval: crate::forward::DEFAULT_EPOCH_INTERVAL,
+        clock: Utc::now,
     }
 }
 
@@ -242,6 +243,194 @@ fn segments_rotate_at_the_size_limit_and_names_follow_the_sequence() {
     assert!(names.len() > 1, "{names:?}");
     assert_eq!(names[0], 1);
     assert!(names.windows(2).all(|w| w[0] < w[1]));
+}
+
+thread_local! {
+    /// The time [`injected_clock`] reports on this test's thread.
+    static NOW: std::cell::Cell<DateTime<Utc>> =
+        const { std::cell::Cell::new(DateTime::UNIX_EPOCH) };
+}
+
+/// A clock that says what the test set with [`set_now`]; no sleeping.
+fn injected_clock() -> DateTime<Utc> {
+    NOW.with(std::cell::Cell::get)
+}
+
+fn set_now(rfc3339: &str) {
+    let at = DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc();
+    NOW.with(|now| now.set(at));
+}
+
+fn open_with_injected_clock(dir: &Path, key: &AuditKey) -> Store {
+    let config = StoreConfig {
+        clock: injected_clock,
+        ..test_config(1 << 20)
+    };
+    Store::open(dir, Some(key), config).unwrap().0
+}
+
+/// The UTC dates of the records in each segment, in log order.
+fn days_by_segment(dir: &Path) -> Vec<(u64, Vec<String>)> {
+    list_segments(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(first, path)| {
+            let days = fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    RawRecord::parse(l.as_bytes())
+                        .unwrap()
+                        .ts
+                        .date_naive()
+                        .to_string()
+                })
+                .collect();
+            (first, days)
+        })
+        .collect()
+}
+
+#[test]
+fn records_of_two_utc_days_land_in_two_segments_and_a_restart_continues_the_right_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let mut store = open_with_injected_clock(dir.path(), &key);
+    set_now("2026-12-03T23:59:59.999999Z");
+    store.append(EVENT).unwrap();
+    store.append(EVENT).unwrap();
+    set_now("2026-12-04T00:00:00Z");
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+
+    // A restart later the same day continues the day's segment.
+    set_now("2026-12-04T08:00:00+05:00");
+    let mut store = open_with_injected_clock(dir.path(), &key);
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    // A restart on the next day starts a new one.
+    set_now("2026-12-05T00:00:01Z");
+    let mut store = open_with_injected_clock(dir.path(), &key);
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+
+    // Each later segment opens with the manifest of the one before it.
+    let day = |d: &str, n: usize| vec![d.to_owned(); n];
+    assert_eq!(
+        days_by_segment(dir.path()),
+        [
+            (1, day("2026-12-03", 2)),
+            (3, day("2026-12-04", 3)),
+            (6, day("2026-12-05", 2)),
+        ]
+    );
+    assert_manifests_match(dir.path());
+    let report = crate::verify_dir(dir.path(), &key).unwrap();
+    assert!(report.is_intact(), "{:?}", report.finding);
+    assert_eq!((report.records, report.segments), (7, 3));
+}
+
+/// Checks that every segment but the first opens with an
+/// `audit.segment_closed` record that describes the segment before it
+/// exactly.
+fn assert_manifests_match(dir: &Path) {
+    let segments = list_segments(dir).unwrap();
+    for pair in segments.windows(2) {
+        let [(first, closed), (_, next)] = pair else {
+            unreachable!()
+        };
+        let bytes = fs::read(closed).unwrap();
+        let lines: Vec<&[u8]> = bytes
+            .strip_suffix(b"\n")
+            .unwrap()
+            .split(|&b| b == b'\n')
+            .collect();
+        let last = RawRecord::parse(lines.last().unwrap()).unwrap().seq;
+        let opening = fs::read_to_string(next).unwrap();
+        let opening = RawRecord::parse(opening.lines().next().unwrap().as_bytes()).unwrap();
+        let event = opening.event().unwrap();
+        assert_eq!(
+            event,
+            crate::AuditEvent::SegmentClosed {
+                timestamp: event.timestamp(),
+                segment: file_name(closed).into(),
+                first_seq: *first,
+                last_seq: last,
+                records: lines.len() as u64,
+                sha256: Digest(Sha256::digest(&bytes).into()),
+            },
+            "the manifest at the start of {}",
+            next.display()
+        );
+    }
+}
+
+#[test]
+fn every_closed_segment_is_described_by_a_manifest_opening_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = Store::open(dir.path(), Some(&key), test_config(1500)).unwrap();
+    for _ in 0..12 {
+        store.append(EVENT).unwrap();
+    }
+    store.sync().unwrap();
+    assert!(list_segments(dir.path()).unwrap().len() >= 4);
+    assert_manifests_match(dir.path());
+    assert!(crate::verify_dir(dir.path(), &key).unwrap().is_intact());
+}
+
+#[test]
+fn a_crash_before_the_manifest_is_written_is_repaired_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    // The crash: the next segment exists, its manifest never got written.
+    store.rotate().unwrap();
+    drop(store);
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    assert_eq!(list_segments(dir.path()).unwrap().len(), 2);
+    assert_manifests_match(dir.path());
+    assert!(crate::verify_dir(dir.path(), &key).unwrap().is_intact());
+}
+
+#[test]
+fn a_day_change_does_not_leave_an_empty_segment_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    // The store is opened (creating seg-1) one day and written the next.
+    set_now("2026-12-03T12:00:00Z");
+    let mut store = open_with_injected_clock(dir.path(), &key);
+    set_now("2026-12-04T12:00:00Z");
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    assert_eq!(
+        days_by_segment(dir.path()),
+        [(1, vec!["2026-12-04".to_owned()])]
+    );
+}
+
+#[test]
+fn the_record_envelope_bound_covers_the_longest_envelope() {
+    let key = AuditKey::generate().unwrap();
+    let first = EpochKey::first(&key);
+    let mut second = first.clone();
+    second.evolve().unwrap();
+    let ts = DateTime::parse_from_rfc3339("9999-12-31T23:59:59.999999Z")
+        .unwrap()
+        .to_utc();
+    let json = "{}";
+    let line = record::encode(u64::MAX, ts, &second, Some(&first), &[7; 32], json);
+    // The epoch here has 1 digit; the longest has 20.
+    let longest = line.len() + 1 - json.len() + 19;
+    assert_eq!(longest, 351);
+    assert!(longest as u64 <= RECORD_ENVELOPE_BYTES);
 }
 
 #[test]

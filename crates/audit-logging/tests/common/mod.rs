@@ -68,8 +68,9 @@ pub fn tag_counts(dir: &Path) -> BTreeMap<String, u64> {
 /// Writes a log of `events` tagged events (`e0`, `e1`, ...) with the real
 /// logger and shuts it down. Returns the last sequence number.
 ///
-/// The log holds `events + 2` records: the start record, the events, the
-/// stop record.
+/// The log holds `events + 2` records (the start record, the events, the
+/// stop record) and one `audit.segment_closed` manifest opening each
+/// segment after the first.
 pub fn write_log(dir: &Path, key: &AuditKey, events: u64, max_segment_bytes: u64) -> u64 {
     let config = LoggerConfig::new(dir).max_segment_bytes(max_segment_bytes);
     let logger = AuditLogger::open(config, key.clone()).unwrap();
@@ -77,7 +78,8 @@ pub fn write_log(dir: &Path, key: &AuditKey, events: u64, max_segment_bytes: u64
         logger.emit_sync(tagged(&format!("e{i}"), i)).unwrap();
     }
     let report = logger.shutdown().unwrap();
-    assert_eq!(report.last_seq, events + 2);
+    let manifests = segments(dir).len() as u64 - 1;
+    assert_eq!(report.last_seq, events + 2 + manifests);
     report.last_seq
 }
 
