@@ -96,6 +96,7 @@
     )
 )]
 
+mod ack;
 pub mod checkpoint;
 mod error;
 pub mod event;
@@ -115,8 +116,8 @@ pub use error::{EmitError, FlushError, OpenError};
 pub use event::{AuditEvent, DeviceRef, Digest, DigestMismatch, Severity, TaskId, UnknownSeverity};
 pub use key::{AuditKey, KeyError, KeyId};
 pub use logger::{
-    AuditLogger, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_CAPACITY, LoggerConfig, SYNC_INTERVAL,
-    ShutdownReport, Stats,
+    AuditLogger, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_CAPACITY, LoggerConfig, Receipt,
+    SYNC_INTERVAL, ShutdownReport, Stats,
 };
 pub use record::{MAX_RECORD_BYTES, SCHEMA_VERSION};
 pub use store::{list_segments, segment_name};
