@@ -14,7 +14,8 @@
 //!   `emit_durable`.
 //!
 //! Each prints durable records per second, its ratio to both baselines, the
-//! p99 latency of one durable emit, and the fsyncs the writer made.
+//! p99 latency of one durable emit, and the fsyncs the writer made: the
+//! median over rounds that interleave the four configurations.
 //!
 //! Run: `cargo bench -p audit-logging --bench durable`
 //! (`-- --quick` for a short run).
@@ -177,35 +178,53 @@ fn tasks(emitters: u64, each: u64) -> Run {
     }
 }
 
+fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let scale = if quick { 1 } else { 4 };
+    let (scale, rounds) = if quick { (1, 3) } else { (4, 5) };
     // Warm the page cache and the allocator.
     plain_fsync_loop(50);
     threads(1, 50);
 
-    let mut runs = [
-        ("plain fsync loop (baseline)", plain_fsync_loop(250 * scale)),
-        ("1 durable emitter (baseline)", threads(1, 250 * scale)),
-        ("16 emitter threads", threads(16, 100 * scale)),
-        ("256 async emitters", tasks(256, 20 * scale)),
+    let names = [
+        "plain fsync loop (baseline)",
+        "1 durable emitter (baseline)",
+        "16 emitter threads",
+        "256 async emitters",
     ];
-    let plain = runs[0].1.rate();
-    let single = runs[1].1.rate();
+    // Rounds interleave the configurations, so that a burst of load on the
+    // shared machine hits them alike; each figure is the median of rounds.
+    let mut rounds_of: [Vec<Run>; 4] = Default::default();
+    for _ in 0..rounds {
+        rounds_of[0].push(plain_fsync_loop(250 * scale));
+        rounds_of[1].push(threads(1, 250 * scale));
+        rounds_of[2].push(threads(16, 100 * scale));
+        rounds_of[3].push(tasks(256, 20 * scale));
+    }
+    let rate = |runs: &[Run]| median(runs.iter().map(Run::rate).collect());
+    let plain = rate(&rounds_of[0]);
+    let single = rate(&rounds_of[1]);
+    println!("rounds: {rounds} (medians shown)");
     println!(
         "{:<30} {:>9} {:>11} {:>9} {:>9} {:>10} {:>8}",
         "path", "records", "records/s", "x plain", "x 1 emit", "p99", "fsyncs"
     );
-    for (name, run) in &mut runs {
-        let p99 = run.p99();
+    for (name, runs) in names.iter().zip(&mut rounds_of) {
+        let r = rate(runs);
+        let p99 = median(runs.iter_mut().map(Run::p99).collect());
+        let fsyncs = median(runs.iter().map(|run| run.fsyncs).collect());
         println!(
             "{name:<30} {:>9} {:>11.0} {:>9.1} {:>9.1} {:>10.2?} {:>8}",
-            run.records,
-            run.rate(),
-            run.rate() / plain,
-            run.rate() / single,
+            runs[0].records,
+            r,
+            r / plain,
+            r / single,
             p99,
-            run.fsyncs,
+            fsyncs,
         );
     }
 }
