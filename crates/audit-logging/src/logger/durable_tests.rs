@@ -63,9 +63,11 @@ fn held(dir: &Path, prepare: impl FnOnce(&mut Store)) -> (Arc<AuditLogger>, Writ
 
 /// Starts `writer` for `logger`, which then shuts it down as usual.
 fn release(logger: &AuditLogger, writer: Writer) {
-    let handle = std::thread::spawn(move || writer.run());
+    // The lock is held from before the writer runs, so that a shutdown it
+    // answers at once still finds the handle to join.
     let active = logger.inner.as_ref().unwrap();
-    *active.writer.lock().unwrap() = Some(handle);
+    let mut handle = active.writer.lock().unwrap();
+    *handle = Some(std::thread::spawn(move || writer.run()));
 }
 
 /// Starts `n` threads that each emit one event durably, and returns once
@@ -283,4 +285,25 @@ fn a_disabled_logger_returns_the_empty_receipt() {
     let logger = AuditLogger::disabled();
     assert_eq!(logger.emit_durable_sync(event()), Ok(Receipt::NONE));
     assert_eq!(block_on(logger.emit_durable(event())), Ok(Receipt::NONE));
+}
+
+#[test]
+fn durable_emits_queued_before_shutdown_are_written_and_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logger, writer) = held(dir.path(), |_| {});
+    let threads = queue_durable_emits(&logger, 8);
+
+    // The shutdown request is waiting before the writer starts.
+    let closer = {
+        let logger = Arc::clone(&logger);
+        std::thread::spawn(move || logger.shutdown())
+    };
+    while logger.emit_sync(event()) != Err(EmitError::Closed) {
+        std::thread::yield_now();
+    }
+    release(&logger, writer);
+    for t in threads {
+        assert_on_disk(dir.path(), t.join().unwrap().unwrap());
+    }
+    closer.join().unwrap().unwrap();
 }
