@@ -151,10 +151,11 @@ pub struct Stats {
     pub written: u64,
     /// Accepted events that were lost because the writer had failed.
     pub failed: u64,
-    /// Fsyncs of the segment the writer made after writing records: for
+    /// Times the writer made the records it had written durable: for
     /// durable emits, [`flush`](AuditLogger::flush), shutdown and the
-    /// [`SYNC_INTERVAL`]. Those the store makes on its own, at a key
-    /// handover or a new segment, are not counted.
+    /// [`SYNC_INTERVAL`]; one fsync each (none when a key handover in the
+    /// same batch had just fsynced everything). The fsyncs the store makes
+    /// on its own, at a key handover or a new segment, are not counted.
     pub fsyncs: u64,
 }
 
