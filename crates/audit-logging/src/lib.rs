@@ -13,9 +13,14 @@
 //!   and needs no async runtime (use it in `Drop`, in plain threads, inside
 //!   tokio); [`AuditLogger::emit`] is the async twin. Both put the event on a
 //!   bounded queue for one writer thread; a full queue is
-//!   [`EmitError::BufferFull`], never a wait. [`AuditLogger::flush`] returns
-//!   once everything emitted is on disk; [`AuditLogger::shutdown`] (or drop)
-//!   drains the queue. [`AuditLogger::disabled`] records nothing.
+//!   [`EmitError::BufferFull`], never a wait. When an event must survive a
+//!   power loss before the caller goes on, [`AuditLogger::emit_durable`]
+//!   (async, any runtime) and [`AuditLogger::emit_durable_sync`] (blocks)
+//!   return only once its record is fsynced, with a [`Receipt`] of its
+//!   sequence number and line hash; concurrent durable emits share fsyncs.
+//!   [`AuditLogger::flush`] returns once everything emitted is on disk;
+//!   [`AuditLogger::shutdown`] (or drop) drains the queue.
+//!   [`AuditLogger::disabled`] records nothing.
 //! - The store is a directory of append-only segment files, one JSON record
 //!   per line (see [`record`] for the layout). Each record has a sequence
 //!   number that continues across restarts, the SHA-256 of the line before
@@ -79,10 +84,15 @@
 //! - Removing the newest records from the end of the log is not detectable by
 //!   the chain alone; it takes an anchor (or stored checkpoints the attacker
 //!   left in place). No inclusion or consistency proofs are served yet.
-//! - Records are fsynced at most [`SYNC_INTERVAL`] after they are written, or
-//!   on [`AuditLogger::flush`]; there is no per-event durable emit yet. On an
-//!   I/O error the writer stops (the error is sticky and reported to every
-//!   caller) rather than retrying.
+//! - Records of [`AuditLogger::emit_sync`] and [`AuditLogger::emit`] are
+//!   fsynced at most [`SYNC_INTERVAL`] after they are written, or on
+//!   [`AuditLogger::flush`]; only a durable emit's `Ok` means the record is
+//!   on disk. A durable emit waits behind every event queued before it, and
+//!   its guarantee is only as good as the disk's handling of `fdatasync`
+//!   (a write cache that lies about it defeats it). On an I/O error the
+//!   writer stops (the error is sticky and reported to every caller,
+//!   waiting durable emits included) rather than retrying; a durable emit
+//!   that failed says nothing about whether its record reached the disk.
 //! - There is no retention: segments are kept until someone removes them,
 //!   and removing the oldest ones makes the trail fail to verify
 //!   (`segment_missing`).
@@ -103,6 +113,7 @@
     )
 )]
 
+mod ack;
 pub mod checkpoint;
 mod error;
 pub mod event;
@@ -122,8 +133,8 @@ pub use error::{EmitError, FlushError, OpenError};
 pub use event::{AuditEvent, DeviceRef, Digest, DigestMismatch, Severity, TaskId, UnknownSeverity};
 pub use key::{AuditKey, KeyError, KeyId};
 pub use logger::{
-    AuditLogger, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_CAPACITY, LoggerConfig, SYNC_INTERVAL,
-    ShutdownReport, Stats,
+    AuditLogger, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_CAPACITY, LoggerConfig, Receipt,
+    SYNC_INTERVAL, ShutdownReport, Stats,
 };
 pub use record::{MAX_RECORD_BYTES, SCHEMA_VERSION};
 pub use store::{list_segments, segment_name};

@@ -7,10 +7,17 @@
 //! answering one, the writer drains the event queue, which holds every event
 //! whose emit returned before the request was made.
 //!
+//! A batch that holds a durable emit's event is fsynced as soon as it is
+//! written, and then every durable emit in it is acknowledged with its
+//! [`Receipt`]: one fsync for however many durable emits arrived together
+//! (group commit). While that fsync runs, further emits queue up and form
+//! the next batch, so the more emitters wait, the more each fsync carries.
+//!
 //! An I/O error is sticky: the writer records it, stops writing (a partial
 //! line is left for the next open to cut and record as a torn tail), and
 //! every later emit, flush and shutdown reports it. Events still queued are
-//! counted as failed.
+//! counted as failed, and every durable emit waiting on them, or on a batch
+//! whose write or fsync failed, is answered with the error.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,7 +26,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use crossbeam_channel::{Receiver, Sender, select};
 
-use crate::logger::{SYNC_INTERVAL, SeqBudget, Stats};
+use crate::ack::Ack;
+use crate::logger::{Receipt, SYNC_INTERVAL, SeqBudget, Stats};
 use crate::store::Store;
 use crate::{AuditEvent, EmitError, FlushError};
 
@@ -30,6 +38,20 @@ const MAX_BATCH: usize = 256;
 /// How long the writer waits for work before checking whether an fsync is
 /// due. Only affects idle wake-ups.
 const IDLE_TICK: Duration = Duration::from_millis(200);
+
+/// One queued event: its JSON and, for a durable emit, whom to answer once
+/// its record is fsynced.
+pub(crate) struct Queued {
+    pub json: String,
+    pub ack: Option<Ack>,
+}
+
+impl Queued {
+    /// An event nobody waits for.
+    pub fn plain(json: String) -> Self {
+        Queued { json, ack: None }
+    }
+}
 
 /// A request that must be answered once its effect is durable.
 pub(crate) enum Control {
@@ -47,6 +69,7 @@ pub(crate) struct Shared {
     pub dropped_full: AtomicU64,
     pub written: AtomicU64,
     pub failed: AtomicU64,
+    pub fsyncs: AtomicU64,
     closed: AtomicBool,
     /// Emits between their open check and the end of their queueing;
     /// [`close`](Self::close) waits for them, so no event is accepted after
@@ -66,6 +89,7 @@ impl Shared {
             dropped_full: AtomicU64::new(0),
             written: AtomicU64::new(written),
             failed: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             emitting: AtomicU64::new(0),
             broken: AtomicBool::new(false),
@@ -118,6 +142,7 @@ impl Shared {
             dropped_full: self.dropped_full.load(Ordering::Relaxed),
             written: self.written.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            fsyncs: self.fsyncs.load(Ordering::Relaxed),
         }
     }
 
@@ -151,10 +176,19 @@ impl Drop for EmitGuard<'_> {
     }
 }
 
+/// The error a durable emit reports for a writer that could not make its
+/// record durable.
+fn emit_error(err: FlushError) -> EmitError {
+    match err {
+        FlushError::WriterFailed(message) => EmitError::WriterFailed(message),
+        other => EmitError::WriterFailed(other.to_string()),
+    }
+}
+
 /// The writer thread's state.
 pub(crate) struct Writer {
     store: Store,
-    events: Receiver<String>,
+    events: Receiver<Queued>,
     control: Receiver<Control>,
     shared: Arc<Shared>,
     /// When the oldest write not yet fsynced happened.
@@ -166,7 +200,7 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn new(
         store: Store,
-        events: Receiver<String>,
+        events: Receiver<Queued>,
         control: Receiver<Control>,
         shared: Arc<Shared>,
     ) -> Self {
@@ -192,7 +226,7 @@ impl Writer {
             let timeout = self.next_wakeup();
             select! {
                 recv(self.events) -> event => match event {
-                    Ok(json) => self.write_batch(json),
+                    Ok(queued) => self.write_batch(queued),
                     Err(_) => break,
                 },
                 recv(self.control) -> request => match request {
@@ -222,12 +256,17 @@ impl Writer {
     }
 
     /// Appends `first` and whatever else is queued, up to a batch, and hands
-    /// the batch to the OS.
-    fn write_batch(&mut self, first: String) {
+    /// the batch to the OS; if a durable emit waits on any of it, fsyncs and
+    /// answers every such emit.
+    fn write_batch(&mut self, first: Queued) {
         let mut batch = 0usize;
+        let mut waiting = Vec::new();
         let mut next = Some(first);
-        while let Some(json) = next {
-            self.append(&json);
+        while let Some(queued) = next {
+            let receipt = self.append(&queued.json);
+            if let Some(ack) = queued.ack {
+                waiting.push((ack, receipt));
+            }
             batch = batch.saturating_add(1);
             next = if batch < MAX_BATCH {
                 self.events.try_recv().ok()
@@ -243,30 +282,55 @@ impl Writer {
                 self.dirty_since = Some(Instant::now());
             }
         }
+        if !waiting.is_empty() {
+            self.acknowledge(waiting);
+        }
     }
 
-    fn append(&mut self, json: &str) {
+    /// Fsyncs what was written and answers each durable emit of the batch:
+    /// its receipt, or the writer's error for all of them.
+    fn acknowledge(&mut self, waiting: Vec<(Ack, Option<Receipt>)>) {
+        let synced = self.sync().map_err(emit_error);
+        for (ack, receipt) in waiting {
+            let answer = match (&synced, receipt) {
+                (Ok(()), Some(receipt)) => Ok(receipt),
+                (Err(e), _) => Err(e.clone()),
+                // Not written means the writer failed, and then the sync
+                // above failed too; answer with the error all the same.
+                (Ok(()), None) => Err(EmitError::WriterFailed(self.shared.error_text())),
+            };
+            ack.send(answer);
+        }
+    }
+
+    /// Appends one record; its receipt, or `None` when it was not stored.
+    fn append(&mut self, json: &str) -> Option<Receipt> {
         if self.shared.failure().is_some() {
             self.shared.failed.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         let before = self.store.head().last_seq;
         match self.store.append(json) {
-            Ok(_) => {
+            Ok(seq) => {
                 // A segment manifest may have been written before the event.
                 let records = self.store.head().last_seq.saturating_sub(before);
                 self.shared.written.fetch_add(records, Ordering::Relaxed);
+                Some(Receipt {
+                    seq,
+                    record_hash: self.store.head().last_hash,
+                })
             }
             Err(e) => {
                 self.shared.failed.fetch_add(1, Ordering::Relaxed);
                 self.shared.fail(format!("appending a record: {e}"));
+                None
             }
         }
     }
 
     fn drain_and_sync(&mut self) -> Result<(), FlushError> {
-        while let Ok(json) = self.events.try_recv() {
-            self.write_batch(json);
+        while let Ok(queued) = self.events.try_recv() {
+            self.write_batch(queued);
         }
         self.sync()
     }
@@ -275,13 +339,16 @@ impl Writer {
         // Whatever the outcome, no sync stays due: after a failure nothing
         // more is written, and a sync kept due would make the writer's
         // wake-up timeout zero, spinning it until shutdown.
-        self.dirty_since = None;
+        let wrote = self.dirty_since.take().is_some();
         if let Some(err) = self.shared.failure() {
             return Err(err);
         }
         if let Err(e) = self.store.sync() {
             self.shared.fail(format!("fsync of the audit segment: {e}"));
             return Err(self.shared.failure().unwrap_or(FlushError::WriterGone));
+        }
+        if wrote {
+            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -298,8 +365,8 @@ impl Writer {
 
     /// Drains the queue, appends the stop record and fsyncs.
     fn stop(&mut self) -> Result<u64, FlushError> {
-        while let Ok(json) = self.events.try_recv() {
-            self.write_batch(json);
+        while let Ok(queued) = self.events.try_recv() {
+            self.write_batch(queued);
         }
         let stats = self.shared.stats();
         let stopped = AuditEvent::LoggerStopped {
@@ -309,7 +376,7 @@ impl Writer {
         };
         if self.shared.reserve_seq().is_ok() {
             match serde_json::to_string(&stopped) {
-                Ok(json) => self.write_batch(json),
+                Ok(json) => self.write_batch(Queued::plain(json)),
                 Err(e) => tracing::error!(error = %e, "cannot serialize the stop record"),
             }
         } else {
@@ -368,10 +435,10 @@ mod tests {
         let mut writer = Writer::new(store, events, control, Arc::clone(&shared));
 
         // A write that succeeds leaves a sync due; the next one fails.
-        writer.write_batch(EVENT.to_owned());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
         assert!(writer.dirty_since.is_some());
         crate::store::tests::break_writes(&mut writer.store, dir.path());
-        writer.write_batch(EVENT.to_owned());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
         assert!(shared.failure().is_some());
 
         // Long after the sync interval (an injected clock, not a sleep).

@@ -2,7 +2,7 @@ use super::*;
 use crate::event::samples;
 
 /// A logger whose writer never runs, so its queue fills deterministically.
-fn paused(dir: &Path, capacity: usize) -> (AuditLogger, crossbeam_channel::Receiver<String>) {
+fn paused(dir: &Path, capacity: usize) -> (AuditLogger, crossbeam_channel::Receiver<Queued>) {
     let config = LoggerConfig::new(dir).queue_capacity(capacity);
     paused_with(config, AuditKey::generate().unwrap())
 }
@@ -10,7 +10,7 @@ fn paused(dir: &Path, capacity: usize) -> (AuditLogger, crossbeam_channel::Recei
 fn paused_with(
     config: LoggerConfig,
     key: AuditKey,
-) -> (AuditLogger, crossbeam_channel::Receiver<String>) {
+) -> (AuditLogger, crossbeam_channel::Receiver<Queued>) {
     let (dir, capacity) = (config.dir.clone(), config.queue_capacity);
     let (_store, shared, _) = start_chain(&config, Some(&key)).unwrap();
     let (events, events_rx) = crossbeam_channel::bounded(capacity);
