@@ -38,8 +38,11 @@
 //! Consecutive records are thus in the same epoch or in the next one, with
 //! the handover vouched for; the thief can forge neither the consent for an
 //! earlier boundary nor a record of an earlier epoch. What stays open to
-//! them is the current epoch, up to `epoch_records` records or
-//! `epoch_interval` of time.
+//! them is the epoch they stole (up to `epoch_records` records or
+//! `epoch_interval` of time before the theft) and, because the chain runs
+//! forward, every later epoch too: a stolen key protects nothing written
+//! after the theft. Only a checkpoint exported before the forgery (an
+//! anchor) catches that, which is why a suspected theft means a new trail.
 //!
 //! The writer makes the handover record durable before it saves the next
 //! key and forgets the current one, so a crash never leaves a log it cannot
@@ -61,7 +64,8 @@ use crate::{AuditKey, KeyError, KeyId};
 
 /// Records per epoch unless configured otherwise.
 ///
-/// A thief of the writer's key can rewrite at most the current epoch. Each
+/// A thief of the writer's key can rewrite at most the epoch they stole
+/// of what was written before the theft. Each
 /// evolution replaces the key file with two fsyncs; at 10 000 records that
 /// costs a few percent of writer throughput at most, while a busy log's
 /// window stays a few milliseconds of records.

@@ -72,9 +72,10 @@
 //!
 //! # Limitations
 //!
-//! - A thief of the writer key can rewrite the current key epoch (up to
+//! - A thief of the writer key can rewrite the key epoch they stole (up to
 //!   [`forward::DEFAULT_EPOCH_RECORDS`] records or
-//!   [`forward::DEFAULT_EPOCH_INTERVAL`] by default); a thief of the audit
+//!   [`forward::DEFAULT_EPOCH_INTERVAL`] by default) and forge everything
+//!   written after the theft, since the key chain runs forward; a thief of the audit
 //!   key can rewrite the whole chain, which only a signed checkpoint kept out
 //!   of the attacker's reach (an anchor) then shows, for the records it
 //!   covers.

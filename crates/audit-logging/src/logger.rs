@@ -122,7 +122,8 @@ impl LoggerConfig {
 
     /// Sets how often the record key evolves: after `records` records or
     /// `interval` of time, whichever comes first (see [`crate::forward`]).
-    /// A key thief can rewrite at most the current epoch; each evolution
+    /// Of what was written before a theft of the writer key, the thief can
+    /// rewrite at most the stolen epoch; each evolution
     /// costs one fsynced replacement of the writer key file.
     #[must_use]
     pub fn epoch(mut self, records: u64, interval: Duration) -> Self {

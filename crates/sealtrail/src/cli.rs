@@ -100,6 +100,9 @@ pub struct ExportArgs {
     /// Write the checkpoint to this file (replacing it) instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Checkpoint verifier key (`<name>+<hash>+<key>`): export only a checkpoint it signed.
+    #[arg(long, value_name = "VKEY", env = "SEALTRAIL_CHECKPOINT_VKEY")]
+    pub checkpoint_key: Option<String>,
 }
 
 /// Where the audit trail lives and which key authenticates it.

@@ -229,3 +229,79 @@ fn proofs_check_out_offline_with_only_the_verifier_key_and_an_altered_proof_exit
             .code(1);
     }
 }
+
+#[test]
+fn export_skips_a_checkpoint_planted_under_a_larger_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    let cps = dir.path().join("sealtrail-audit").join("checkpoints");
+    let (newest, _) =
+        audit_logging::logtree::latest_checkpoint(&dir.path().join("sealtrail-audit"))
+            .unwrap()
+            .unwrap();
+    let real = fs::read(cps.join(format!("{newest:020}.note"))).unwrap();
+    fs::write(cps.join(format!("{:020}.note", 999)), &real).unwrap();
+    fs::write(cps.join(format!("{:020}.note", 1000)), b"junk").unwrap();
+
+    let out = sealtrail(dir.path())
+        .args(["checkpoint", "export", "--checkpoint-key", &vkey])
+        .assert()
+        .success();
+    assert_eq!(
+        out.get_output().stdout,
+        real,
+        "the real checkpoint is exported"
+    );
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("skipping") && err.contains("999"), "{err}");
+}
+
+#[test]
+fn export_with_another_trails_key_finds_nothing_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_trail(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let other_vkey = sealed_trail(other.path());
+    sealtrail(dir.path())
+        .args(["checkpoint", "export", "--checkpoint-key", &other_vkey])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn seal_refuses_another_trails_checkpoint_key() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_trail(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    sealed_trail(other.path());
+    let foreign = other.path().join("sealtrail-checkpoint.key");
+    let out = sealtrail(dir.path())
+        .args(["seal", "model.safetensors", "--checkpoint-key-file"])
+        .arg(&foreign)
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("another trail"), "{err}");
+}
+
+#[test]
+fn a_fifo_given_as_a_proof_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    let fifo = dir.path().join("proof.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = sealtrail(dir.path())
+        .args(["verify", "--checkpoint-key", &vkey, "--proof"])
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("not a regular file"), "{err}");
+}

@@ -133,6 +133,18 @@ pub(crate) fn resume_tree(
     };
     let dir = config.dir();
     let origin = origin_for(key_id);
+    // A key made for another trail would sign checkpoints no verifier of
+    // this trail accepts: refuse it before anything is signed.
+    if policy.signer.name().as_str() != origin {
+        return Err(OpenError::CheckpointMismatch {
+            path: dir.to_owned(),
+            reason: format!(
+                "the checkpoint key is named {}, but this trail's checkpoints are for {origin}: \
+                 it belongs to another trail",
+                policy.signer.name().as_str()
+            ),
+        });
+    }
     let latest = latest_checkpoint(dir).map_err(|source| OpenError::Io {
         path: dir.to_owned(),
         source,

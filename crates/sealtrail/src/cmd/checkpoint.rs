@@ -1,12 +1,15 @@
 //! `sealtrail checkpoint export`: the newest signed checkpoint, to keep off
 //! the host as an anchor.
 
+use std::path::Path;
+
 use anyhow::Context;
-use audit_logging::logtree::{latest_checkpoint, read_checkpoint};
+use audit_logging::checkpoint::{Checkpoint, Note, NoteVerifier};
+use audit_logging::logtree::{list_checkpoints, read_checkpoint};
 
 use crate::Outcome;
 use crate::cli::{CheckpointCommand, ExportArgs};
-use crate::output::{outln, shown};
+use crate::output::{describe, outln, shown};
 
 pub fn run(command: &CheckpointCommand) -> anyhow::Result<Outcome> {
     match command {
@@ -16,29 +19,74 @@ pub fn run(command: &CheckpointCommand) -> anyhow::Result<Outcome> {
 
 fn export(args: &ExportArgs) -> anyhow::Result<Outcome> {
     let dir = &args.audit_dir;
-    let latest = latest_checkpoint(dir)
+    let trusted = args
+        .checkpoint_key
+        .as_deref()
+        .map(|vkey| NoteVerifier::parse(vkey.trim()))
+        .transpose()
+        .context("--checkpoint-key is not a checkpoint verifier key (<name>+<hash>+<key>)")?;
+    let stored = list_checkpoints(dir)
         .with_context(|| format!("cannot list the checkpoints in {}", shown(dir)))?;
-    let Some((size, path)) = latest else {
+    if stored.is_empty() {
         anyhow::bail!(
             "{} holds no checkpoints: they are written by `sealtrail seal` when the checkpoint \
              key file exists (`sealtrail keygen` creates one)",
             shown(dir)
         );
+    }
+    // The newest checkpoint that is what its name says (and, with a key,
+    // signed by it): a file planted under a larger name is skipped, loudly.
+    for (size, path) in stored.iter().rev() {
+        match checked_note(path, *size, trusted.as_ref()) {
+            Ok(note) => return write_note(args, *size, &note, trusted.is_some()),
+            Err(why) => eprintln!("warning: skipping {}: {}", shown(path), describe(&why)),
+        }
+    }
+    anyhow::bail!(
+        "no checkpoint in {} is valid; run `sealtrail verify`",
+        shown(dir)
+    )
+}
+
+/// The bytes of the checkpoint at `path` if it is a checkpoint of `size`
+/// records (and, with `trusted`, signed by that key).
+fn checked_note(path: &Path, size: u64, trusted: Option<&NoteVerifier>) -> anyhow::Result<Vec<u8>> {
+    let note = read_checkpoint(path).context("cannot read it")?;
+    let parsed = Note::parse(&note).context("it is not a signed note")?;
+    let checkpoint = Checkpoint::parse(parsed.text()).context("it is not a checkpoint")?;
+    if checkpoint.size() != size {
+        anyhow::bail!(
+            "its name says {size} records, but it commits to {}",
+            checkpoint.size()
+        );
+    }
+    if let Some(key) = trusted {
+        Checkpoint::open(&note, checkpoint.origin(), key)
+            .context("it is not signed by the given --checkpoint-key")?;
+    }
+    Ok(note)
+}
+
+fn write_note(args: &ExportArgs, size: u64, note: &[u8], signed: bool) -> anyhow::Result<Outcome> {
+    let checked = if signed {
+        "signature checked"
+    } else {
+        "signature NOT checked: pass --checkpoint-key"
     };
-    let note = read_checkpoint(&path).with_context(|| format!("cannot read {}", shown(&path)))?;
     match &args.out {
         None => {
             use std::io::Write as _;
             std::io::stdout()
                 .lock()
-                .write_all(&note)
+                .write_all(note)
                 .context("cannot write to standard output")?;
+            eprintln!("exported the checkpoint of {size} records ({checked})");
         }
         Some(out) => {
-            std::fs::write(out, &note).with_context(|| format!("cannot write {}", shown(out)))?;
+            std::fs::write(out, note).with_context(|| format!("cannot write {}", shown(out)))?;
             outln!(
-                "wrote the checkpoint of {size} records to {}; keep it off this host and check \
-                 the trail against it with `sealtrail verify --anchor`",
+                "wrote the checkpoint of {size} records to {} ({checked}); keep it off this host \
+                 and check the trail against it with `sealtrail verify --anchor`",
                 shown(out)
             );
         }

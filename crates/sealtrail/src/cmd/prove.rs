@@ -86,7 +86,19 @@ pub fn check(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
 
 fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", shown(path)))?;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // O_NONBLOCK: a FIFO given as the proof must not hang the command.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("cannot open {}", shown(path)))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", shown(path)))?;
+    if !meta.is_file() {
+        anyhow::bail!("{} is not a regular file", shown(path));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_PROOF_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
