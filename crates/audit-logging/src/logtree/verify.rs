@@ -192,9 +192,19 @@ fn finding(kind: FindingKind, seq: u64, at: Place<'_>, detail: String) -> Findin
 }
 
 impl TreeCheck<'_> {
-    /// Checks the stored checkpoint `path` against the tree, which has just
-    /// reached the size its name claims.
-    fn check_stored(&self, path: &Path, seq: u64, at: Place<'_>) -> Result<(), Finding> {
+    /// Reads the stored checkpoint `path`, whose file name claims `claimed`
+    /// records, and checks everything about it that does not need the tree:
+    /// it parses, its signature verifies (given a trusted key), it is for
+    /// this log, and it commits to the size its name claims. Until then the
+    /// name's size means nothing: a planted file must not pass for a
+    /// checkpoint the log was cut below.
+    fn open_stored(
+        &self,
+        path: &Path,
+        claimed: u64,
+        seq: u64,
+        at: Place<'_>,
+    ) -> Result<Checkpoint, Finding> {
         let shown = path.display();
         let invalid = |detail: String| {
             finding(
@@ -229,13 +239,19 @@ impl TreeCheck<'_> {
                 self.origin
             )));
         }
-        if checkpoint.size() != self.tree.size() {
+        if checkpoint.size() != claimed {
             return Err(invalid(format!(
-                "its file name says {} records but it commits to {}",
-                self.tree.size(),
+                "its file name says {claimed} records but it commits to {}",
                 checkpoint.size()
             )));
         }
+        Ok(checkpoint)
+    }
+
+    /// Checks the stored checkpoint `path` against the tree, which has just
+    /// reached the size its name claims.
+    fn check_stored(&self, path: &Path, seq: u64, at: Place<'_>) -> Result<(), Finding> {
+        let checkpoint = self.open_stored(path, self.tree.size(), seq, at)?;
         let root = self.tree.root();
         if *checkpoint.root_hash() != root.0 {
             return Err(finding(
@@ -243,10 +259,11 @@ impl TreeCheck<'_> {
                 seq,
                 at,
                 format!(
-                    "the first {} records hash to {} but checkpoint {shown} commits to {}: \
+                    "the first {} records hash to {} but checkpoint {} commits to {}: \
                      a record at or before this one was changed",
                     self.tree.size(),
                     root.to_hex(),
+                    path.display(),
                     hex::encode(checkpoint.root_hash())
                 ),
             ));
@@ -325,18 +342,30 @@ impl RecordObserver for TreeCheck<'_> {
                 ),
             ));
         }
-        if let Some((claimed, path)) = self.stored.next() {
-            return Err(finding(
-                FindingKind::TruncatedBelowCheckpoint,
-                last_seq.saturating_add(1),
-                at,
-                format!(
-                    "the log ends at record {size} but checkpoint {} commits to {claimed} \
-                     records: records were cut off the end",
-                    path.display()
-                ),
-            ));
+        // The checkpoints past the end: the first that is what its name
+        // says shows the cut; if none is, the first bad one is the finding.
+        let seq = last_seq.saturating_add(1);
+        let mut first_bad = None;
+        let past_end: Vec<(u64, PathBuf)> = self.stored.by_ref().collect();
+        for (claimed, path) in past_end {
+            match self.open_stored(&path, claimed, seq, at) {
+                Ok(_) => {
+                    return Err(finding(
+                        FindingKind::TruncatedBelowCheckpoint,
+                        seq,
+                        at,
+                        format!(
+                            "the log ends at record {size} but checkpoint {} commits to \
+                             {claimed} records: records were cut off the end",
+                            path.display()
+                        ),
+                    ));
+                }
+                Err(bad) => {
+                    first_bad.get_or_insert(bad);
+                }
+            }
         }
-        Ok(())
+        first_bad.map_or(Ok(()), Err)
     }
 }
