@@ -577,3 +577,34 @@ fn a_logger_opens_past_a_planted_or_forged_checkpoint_and_verify_still_reports_i
         assert!(report.is_intact(), "{:?}", report.finding);
     }
 }
+
+#[test]
+fn deleting_every_segment_is_a_truncation_when_checkpoints_or_an_anchor_prove_records() {
+    let (dir, signer) = signed_log(5, 100);
+    let anchor = export_anchor(dir.path(), &signer);
+    for segment in segments(dir.path()) {
+        fs::remove_file(segment).unwrap();
+    }
+    let finding = check(dir.path(), &trusting(&signer)).finding.unwrap();
+    assert_eq!(
+        finding.kind,
+        FindingKind::TruncatedBelowCheckpoint,
+        "{finding}"
+    );
+    assert_eq!(finding.expected_seq, 1);
+
+    fs::remove_dir_all(dir.path().join(logtree::CHECKPOINT_DIR)).unwrap();
+    let finding = check(dir.path(), &trusting(&signer).anchor(anchor))
+        .finding
+        .unwrap();
+    assert_eq!(finding.kind, FindingKind::TruncatedBelowAnchor, "{finding}");
+    assert_eq!(finding.expected_seq, 1);
+
+    // Nothing says records ever existed: not a trail at all.
+    let err =
+        verify_dir_with_checkpoints(dir.path(), &key(), &trusting(&signer), |_| {}).unwrap_err();
+    assert!(
+        matches!(err, audit_logging::verify::VerifyError::Empty(_)),
+        "{err}"
+    );
+}

@@ -229,3 +229,33 @@ fn proofs_check_out_offline_with_only_the_verifier_key_and_an_altered_proof_exit
             .code(1);
     }
 }
+
+#[test]
+fn deleting_every_segment_of_a_checkpointed_trail_makes_verify_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    sealtrail(dir.path())
+        .args(["checkpoint", "export", "--out", "anchor.note"])
+        .assert()
+        .success();
+    let audit = dir.path().join("sealtrail-audit");
+    for entry in fs::read_dir(&audit).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    let (code, v) = verify_json(dir.path(), &["--checkpoint-key", &vkey]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["report"]["finding"]["kind"], "truncated_below_checkpoint");
+
+    fs::remove_dir_all(audit.join("checkpoints")).unwrap();
+    let anchored = ["--checkpoint-key", &vkey, "--anchor", "anchor.note"];
+    let (code, v) = verify_json(dir.path(), &anchored);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["report"]["finding"]["kind"], "truncated_below_anchor");
+
+    // Neither segments nor checkpoints nor an anchor: not a trail at all.
+    let (code, v) = verify_json(dir.path(), &["--checkpoint-key", &vkey]);
+    assert_eq!(code, 2, "{v}");
+}

@@ -328,6 +328,11 @@ impl RecordObserver for TreeCheck<'_> {
             offset: 0,
         });
         let size = self.tree.size();
+        let ends = if size == 0 {
+            "the log has no records".to_owned()
+        } else {
+            format!("the log ends at record {size}")
+        };
         if let Some(anchor) = &self.options.anchor
             && anchor.checkpoint.size() > size
         {
@@ -336,7 +341,7 @@ impl RecordObserver for TreeCheck<'_> {
                 last_seq.saturating_add(1),
                 at,
                 format!(
-                    "the log ends at record {size} but the anchor commits to {} records: \
+                    "{ends} but the anchor commits to {} records: \
                      records were cut off the end",
                     anchor.checkpoint.size()
                 ),
@@ -355,7 +360,7 @@ impl RecordObserver for TreeCheck<'_> {
                         seq,
                         at,
                         format!(
-                            "the log ends at record {size} but checkpoint {} commits to \
+                            "{ends} but checkpoint {} commits to \
                              {claimed} records: records were cut off the end",
                             path.display()
                         ),
