@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | 0 | success; for `verify`, the trail is intact (and extends the `--anchor`), or the `--proof` holds |
 //! | 1 | verification failed: the trail is tampered (a stored checkpoint or the anchor it no longer matches included), a proof does not hold, a seal does not match device memory, or a model is not the expected file |
-//! | 2 | usage, input or I/O error, an anchor that is not a checkpoint of this trail under `--checkpoint-key`, a file that is not a proof (clap's own usage errors also exit 2) |
+//! | 2 | usage, input or I/O error, a `--checkpoint-key` of another trail, an anchor that is not a checkpoint of this trail under `--checkpoint-key`, a file that is not a proof (clap's own usage errors also exit 2) |
 
 mod cli;
 mod cmd;

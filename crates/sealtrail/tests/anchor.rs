@@ -259,3 +259,37 @@ fn deleting_every_segment_of_a_checkpointed_trail_makes_verify_exit_1() {
     let (code, v) = verify_json(dir.path(), &["--checkpoint-key", &vkey]);
     assert_eq!(code, 2, "{v}");
 }
+
+#[test]
+fn a_checkpoint_key_of_another_trail_is_a_usage_error_not_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let wrong = sealed_trail(other.path());
+    let out = sealtrail(dir.path())
+        .args(["verify", "--checkpoint-key", &wrong])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let name = wrong.split('+').next().unwrap();
+    let origin = vkey.split('+').next().unwrap();
+    assert!(err.contains("another trail"), "{err}");
+    assert!(err.contains(name) && err.contains(origin), "{err}");
+
+    // A key of the right name that did not sign a checkpoint: tampering.
+    let audit = dir.path().join("sealtrail-audit");
+    let (_, path) = audit_logging::logtree::latest_checkpoint(&audit)
+        .unwrap()
+        .unwrap();
+    let forger = audit_logging::checkpoint::CheckpointSigner::generate(
+        audit_logging::checkpoint::KeyName::new(origin).unwrap(),
+    )
+    .unwrap();
+    let note = fs::read(&path).unwrap();
+    let genuine = audit_logging::checkpoint::Note::parse(&note).unwrap();
+    let checkpoint = audit_logging::checkpoint::Checkpoint::parse(genuine.text()).unwrap();
+    fs::write(&path, forger.sign_checkpoint(&checkpoint).unwrap()).unwrap();
+    let (code, v) = verify_json(dir.path(), &["--checkpoint-key", &vkey]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["report"]["finding"]["kind"], "checkpoint_bad_signature");
+}
