@@ -608,3 +608,13 @@ fn deleting_every_segment_is_a_truncation_when_checkpoints_or_an_anchor_prove_re
         "{err}"
     );
 }
+
+#[test]
+fn a_consistency_proof_asked_with_the_sizes_out_of_order_is_a_usage_error_not_a_mismatch() {
+    let (dir, _) = signed_log(10, 4);
+    let err = logtree::prove_consistency(dir.path(), 8, 4).unwrap_err();
+    assert!(
+        matches!(err, logtree::ProveError::SizesOutOfOrder { old: 8, new: 4 }),
+        "{err}"
+    );
+}

@@ -293,3 +293,42 @@ fn a_checkpoint_key_of_another_trail_is_a_usage_error_not_tampering() {
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["report"]["finding"]["kind"], "checkpoint_bad_signature");
 }
+
+#[test]
+fn prove_on_a_tampered_trail_exits_1_and_sizes_out_of_order_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_trail(dir.path());
+    sealtrail(dir.path())
+        .args(["seal", "model.safetensors"])
+        .assert()
+        .success();
+    let audit = dir.path().join("sealtrail-audit");
+    let sizes: Vec<String> = audit_logging::logtree::list_checkpoints(&audit)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s.to_string())
+        .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+
+    let out = sealtrail(dir.path())
+        .args(["prove", "consistency", &sizes[1], &sizes[0]])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("larger than the new size"), "{err}");
+    assert!(!err.contains("sealtrail verify"), "{err}");
+
+    // The last record cut off, the checkpoints left in place.
+    let segment = audit.join(audit_logging::segment_name(1));
+    let data = fs::read(&segment).unwrap();
+    let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
+    fs::write(&segment, lines[..lines.len() - 1].concat()).unwrap();
+    sealtrail(dir.path())
+        .args(["prove", "inclusion", "1"])
+        .assert()
+        .code(1);
+    sealtrail(dir.path())
+        .args(["prove", "consistency", &sizes[0], &sizes[1]])
+        .assert()
+        .code(1);
+}
