@@ -332,3 +332,24 @@ fn prove_on_a_tampered_trail_exits_1_and_sizes_out_of_order_exit_2() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn verify_without_stored_checkpoints_does_not_claim_it_checked_any() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    fs::remove_dir_all(dir.path().join("sealtrail-audit/checkpoints")).unwrap();
+    for extra in [&[][..], &["--checkpoint-key", &vkey][..]] {
+        let out = sealtrail(dir.path())
+            .arg("verify")
+            .args(extra)
+            .assert()
+            .success();
+        let text = stdout(&out);
+        let line = text
+            .lines()
+            .find(|l| l.contains("checkpoints stored"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains("stored 0"), "{line}");
+        assert!(!line.contains("checked"), "{line}");
+    }
+}

@@ -163,7 +163,9 @@ fn print_tree(tree: &CheckpointReport) -> anyhow::Result<()> {
         tree.root,
         tree.tree_size
     );
-    let signatures = if tree.signatures_checked {
+    let signatures = if tree.stored == 0 {
+        "none to check"
+    } else if tree.signatures_checked {
         "roots and signatures checked"
     } else {
         "roots checked; signatures NOT checked, pass --checkpoint-key"
