@@ -134,8 +134,14 @@ pub struct CheckpointReport {
 /// hashes, plus the list of stored checkpoint file names) and, when the log
 /// reaches a stored checkpoint's size, checks that checkpoint (root, and
 /// signature with a trusted key), and likewise the anchor's root. At the end,
-/// a stored checkpoint or anchor larger than the log is a truncation
-/// finding. The report's [`checkpoints`](VerifyReport::checkpoints) says what
+/// a stored checkpoint larger than the log is a truncation finding if it is
+/// what its file name says (parsed, of this log, of that size, and signed
+/// under the trusted key if one was given; otherwise it is
+/// [`CheckpointInvalid`](FindingKind::CheckpointInvalid) or
+/// [`CheckpointBadSignature`](FindingKind::CheckpointBadSignature)), and so
+/// is an anchor larger than the log. A directory without segments is such a
+/// truncation at record 1 when a checkpoint or the anchor says it held
+/// records, and [`VerifyError::Empty`] otherwise. The report's [`checkpoints`](VerifyReport::checkpoints) says what
 /// was checked. Like the chain checks, it stops at the first finding.
 pub fn verify_dir_with_checkpoints(
     dir: &Path,
