@@ -265,7 +265,9 @@ pub enum VerifyError {
         #[source]
         source: io::Error,
     },
-    /// The directory holds no segment files.
+    /// The directory holds no segment files (and, for
+    /// [`verify_dir_with_checkpoints`](crate::logtree::verify_dir_with_checkpoints),
+    /// no checkpoint or anchor says it ever held records).
     #[error("{0} holds no audit segments (seg-*.jsonl)")]
     Empty(PathBuf),
 }
@@ -336,7 +338,16 @@ pub(crate) fn verify_dir_observed(
     };
     let segments = list_segments(dir).map_err(io_at(dir))?;
     if segments.is_empty() {
-        return Err(VerifyError::Empty(dir.to_owned()));
+        // No records at all: an error, unless the observer knows records
+        // existed (a stored checkpoint, an anchor), which makes it a finding.
+        let mut chain = Chain::new(key);
+        return match observer.finish(0, None) {
+            Ok(()) => Err(VerifyError::Empty(dir.to_owned())),
+            Err(finding) => {
+                chain.report.finding = Some(finding);
+                Ok(chain.report)
+            }
+        };
     }
     let mut total = 0u64;
     for (_, path) in &segments {

@@ -500,3 +500,121 @@ fn no_proof_is_made_for_an_uncovered_record_or_from_a_rewritten_log() {
     let err = logtree::prove_consistency(dir.path(), 4, 8).unwrap_err();
     assert!(matches!(err, logtree::ProveError::Mismatch(_)), "{err}");
 }
+
+/// A file planted in `checkpoints/` under a size past the end of the log.
+fn plant(dir: &Path, size: u64, bytes: &[u8]) -> PathBuf {
+    let path = dir
+        .join(logtree::CHECKPOINT_DIR)
+        .join(logtree::checkpoint_name(size));
+    fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// A well-formed checkpoint of this log for `size` records, signed by a key
+/// of the right name that is not the log's.
+fn forged(size: u64) -> String {
+    let checkpoint =
+        audit_logging::checkpoint::Checkpoint::new(&origin_for(key().id().as_str()), size, [7; 32])
+            .unwrap();
+    signer(&key()).sign_checkpoint(&checkpoint).unwrap()
+}
+
+#[test]
+fn a_planted_checkpoint_past_the_end_is_invalid_not_a_truncation() {
+    let (dir, signer) = signed_log(5, 100);
+    let (_, genuine) = stored(dir.path()).pop().unwrap();
+    let cases: [(&str, Vec<u8>); 2] = [
+        ("junk", b"junk".to_vec()),
+        (
+            "a real checkpoint under a larger size",
+            fs::read(&genuine).unwrap(),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let planted = plant(dir.path(), 999, &bytes);
+        for options in [CheckpointOptions::new(), trusting(&signer)] {
+            let finding = check(dir.path(), &options).finding.unwrap();
+            assert_eq!(
+                finding.kind,
+                FindingKind::CheckpointInvalid,
+                "{what}: {finding}"
+            );
+            assert!(!finding.detail.contains("cut off"), "{what}: {finding}");
+        }
+        fs::remove_file(planted).unwrap();
+    }
+}
+
+#[test]
+fn a_planted_checkpoint_past_the_end_signed_by_another_key_is_a_bad_signature() {
+    let (dir, signer) = signed_log(5, 100);
+    plant(dir.path(), 999, forged(999).as_bytes());
+    let finding = check(dir.path(), &trusting(&signer)).finding.unwrap();
+    assert_eq!(
+        finding.kind,
+        FindingKind::CheckpointBadSignature,
+        "{finding}"
+    );
+}
+
+#[test]
+fn a_logger_opens_past_a_planted_or_forged_checkpoint_and_verify_still_reports_it() {
+    let (dir, signer) = signed_log(5, 100);
+    for bytes in [b"junk".to_vec(), forged(999).into_bytes()] {
+        let planted = plant(dir.path(), 999, &bytes);
+        let logger = open(dir.path(), &key(), &signer, 100);
+        write(&logger, 1);
+        let finding = check(dir.path(), &trusting(&signer)).finding.unwrap();
+        assert!(
+            matches!(
+                finding.kind,
+                FindingKind::CheckpointInvalid | FindingKind::CheckpointBadSignature
+            ),
+            "{finding}"
+        );
+        fs::remove_file(planted).unwrap();
+        let report = check(dir.path(), &trusting(&signer));
+        assert!(report.is_intact(), "{:?}", report.finding);
+    }
+}
+
+#[test]
+fn deleting_every_segment_is_a_truncation_when_checkpoints_or_an_anchor_prove_records() {
+    let (dir, signer) = signed_log(5, 100);
+    let anchor = export_anchor(dir.path(), &signer);
+    for segment in segments(dir.path()) {
+        fs::remove_file(segment).unwrap();
+    }
+    let finding = check(dir.path(), &trusting(&signer)).finding.unwrap();
+    assert_eq!(
+        finding.kind,
+        FindingKind::TruncatedBelowCheckpoint,
+        "{finding}"
+    );
+    assert_eq!(finding.expected_seq, 1);
+
+    fs::remove_dir_all(dir.path().join(logtree::CHECKPOINT_DIR)).unwrap();
+    let finding = check(dir.path(), &trusting(&signer).anchor(anchor))
+        .finding
+        .unwrap();
+    assert_eq!(finding.kind, FindingKind::TruncatedBelowAnchor, "{finding}");
+    assert_eq!(finding.expected_seq, 1);
+
+    // Nothing says records ever existed: not a trail at all.
+    let err =
+        verify_dir_with_checkpoints(dir.path(), &key(), &trusting(&signer), |_| {}).unwrap_err();
+    assert!(
+        matches!(err, audit_logging::verify::VerifyError::Empty(_)),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_consistency_proof_asked_with_the_sizes_out_of_order_is_a_usage_error_not_a_mismatch() {
+    let (dir, _) = signed_log(10, 4);
+    let err = logtree::prove_consistency(dir.path(), 8, 4).unwrap_err();
+    assert!(
+        matches!(err, logtree::ProveError::SizesOutOfOrder { old: 8, new: 4 }),
+        "{err}"
+    );
+}

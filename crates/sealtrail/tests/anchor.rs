@@ -305,3 +305,127 @@ fn a_fifo_given_as_a_proof_is_refused_without_hanging() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(err.contains("not a regular file"), "{err}");
 }
+
+#[test]
+fn deleting_every_segment_of_a_checkpointed_trail_makes_verify_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    sealtrail(dir.path())
+        .args(["checkpoint", "export", "--out", "anchor.note"])
+        .assert()
+        .success();
+    let audit = dir.path().join("sealtrail-audit");
+    for entry in fs::read_dir(&audit).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    let (code, v) = verify_json(dir.path(), &["--checkpoint-key", &vkey]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["report"]["finding"]["kind"], "truncated_below_checkpoint");
+
+    fs::remove_dir_all(audit.join("checkpoints")).unwrap();
+    let anchored = ["--checkpoint-key", &vkey, "--anchor", "anchor.note"];
+    let (code, v) = verify_json(dir.path(), &anchored);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["report"]["finding"]["kind"], "truncated_below_anchor");
+
+    // Neither segments nor checkpoints nor an anchor: not a trail at all.
+    let (code, v) = verify_json(dir.path(), &["--checkpoint-key", &vkey]);
+    assert_eq!(code, 2, "{v}");
+}
+
+#[test]
+fn a_checkpoint_key_of_another_trail_is_a_usage_error_not_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let wrong = sealed_trail(other.path());
+    let out = sealtrail(dir.path())
+        .args(["verify", "--checkpoint-key", &wrong])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let name = wrong.split('+').next().unwrap();
+    let origin = vkey.split('+').next().unwrap();
+    assert!(err.contains("another trail"), "{err}");
+    assert!(err.contains(name) && err.contains(origin), "{err}");
+
+    // A key of the right name that did not sign a checkpoint: tampering.
+    let audit = dir.path().join("sealtrail-audit");
+    let (_, path) = audit_logging::logtree::latest_checkpoint(&audit)
+        .unwrap()
+        .unwrap();
+    let forger = audit_logging::checkpoint::CheckpointSigner::generate(
+        audit_logging::checkpoint::KeyName::new(origin).unwrap(),
+    )
+    .unwrap();
+    let note = fs::read(&path).unwrap();
+    let genuine = audit_logging::checkpoint::Note::parse(&note).unwrap();
+    let checkpoint = audit_logging::checkpoint::Checkpoint::parse(genuine.text()).unwrap();
+    fs::write(&path, forger.sign_checkpoint(&checkpoint).unwrap()).unwrap();
+    let (code, v) = verify_json(dir.path(), &["--checkpoint-key", &vkey]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["report"]["finding"]["kind"], "checkpoint_bad_signature");
+}
+
+#[test]
+fn prove_on_a_tampered_trail_exits_1_and_sizes_out_of_order_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_trail(dir.path());
+    sealtrail(dir.path())
+        .args(["seal", "model.safetensors"])
+        .assert()
+        .success();
+    let audit = dir.path().join("sealtrail-audit");
+    let sizes: Vec<String> = audit_logging::logtree::list_checkpoints(&audit)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s.to_string())
+        .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+
+    let out = sealtrail(dir.path())
+        .args(["prove", "consistency", &sizes[1], &sizes[0]])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("larger than the new size"), "{err}");
+    assert!(!err.contains("sealtrail verify"), "{err}");
+
+    // The last record cut off, the checkpoints left in place.
+    let segment = audit.join(audit_logging::segment_name(1));
+    let data = fs::read(&segment).unwrap();
+    let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
+    fs::write(&segment, lines[..lines.len() - 1].concat()).unwrap();
+    sealtrail(dir.path())
+        .args(["prove", "inclusion", "1"])
+        .assert()
+        .code(1);
+    sealtrail(dir.path())
+        .args(["prove", "consistency", &sizes[0], &sizes[1]])
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn verify_without_stored_checkpoints_does_not_claim_it_checked_any() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    fs::remove_dir_all(dir.path().join("sealtrail-audit/checkpoints")).unwrap();
+    for extra in [&[][..], &["--checkpoint-key", &vkey][..]] {
+        let out = sealtrail(dir.path())
+            .arg("verify")
+            .args(extra)
+            .assert()
+            .success();
+        let text = stdout(&out);
+        let line = text
+            .lines()
+            .find(|l| l.contains("checkpoints stored"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains("stored 0"), "{line}");
+        assert!(!line.contains("checked"), "{line}");
+    }
+}

@@ -35,9 +35,11 @@
 //!   persisted tree state: a state file is one more thing an attacker could
 //!   edit, and a wrong frontier would make every later checkpoint sign a
 //!   tree that is not the log's. While streaming it checks that the
-//!   rebuilt tree matches the newest stored checkpoint; if the log is
-//!   shorter than that checkpoint, or its root differs, the logger refuses
-//!   to open ([`OpenError::CheckpointMismatch`](crate::OpenError::CheckpointMismatch))
+//!   rebuilt tree matches the newest stored checkpoint that is what its
+//!   file name says (a signed note of this log, verifying under the
+//!   writer's own key, of the size its name claims; others are skipped with
+//!   a warning and left for `verify` to report); if the log is shorter than
+//!   that checkpoint, or its root differs, the logger refuses to open ([`OpenError::CheckpointMismatch`](crate::OpenError::CheckpointMismatch))
 //!   rather than sign a rewritten or truncated history.
 //!
 //! # Checking

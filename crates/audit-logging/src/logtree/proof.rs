@@ -83,6 +83,18 @@ pub enum ProveError {
     /// No stored checkpoint covers what was asked.
     #[error("{0}")]
     NotCovered(String),
+    /// A consistency proof was asked from a larger tree to a smaller one:
+    /// the arguments are the wrong way round.
+    #[error(
+        "the old size {old} is larger than the new size {new}: give the older, smaller \
+         checkpoint first"
+    )]
+    SizesOutOfOrder {
+        /// The size given as the older tree's.
+        old: u64,
+        /// The size given as the newer tree's.
+        new: u64,
+    },
     /// The log does not match its own checkpoint; run a verification.
     #[error("the log does not match its checkpoint: {0}; run `sealtrail verify`")]
     Mismatch(String),
@@ -146,6 +158,12 @@ pub fn prove_consistency(
     old_size: u64,
     new_size: u64,
 ) -> Result<ConsistencyProof, ProveError> {
+    if old_size > new_size {
+        return Err(ProveError::SizesOutOfOrder {
+            old: old_size,
+            new: new_size,
+        });
+    }
     let (old_note, old) = stored_checkpoint(dir, old_size)?;
     let (new_note, new) = stored_checkpoint(dir, new_size)?;
     let mut leaves = Leaves::new(dir, None)?;

@@ -134,8 +134,14 @@ pub struct CheckpointReport {
 /// hashes, plus the list of stored checkpoint file names) and, when the log
 /// reaches a stored checkpoint's size, checks that checkpoint (root, and
 /// signature with a trusted key), and likewise the anchor's root. At the end,
-/// a stored checkpoint or anchor larger than the log is a truncation
-/// finding. The report's [`checkpoints`](VerifyReport::checkpoints) says what
+/// a stored checkpoint larger than the log is a truncation finding if it is
+/// what its file name says (parsed, of this log, of that size, and signed
+/// under the trusted key if one was given; otherwise it is
+/// [`CheckpointInvalid`](FindingKind::CheckpointInvalid) or
+/// [`CheckpointBadSignature`](FindingKind::CheckpointBadSignature)), and so
+/// is an anchor larger than the log. A directory without segments is such a
+/// truncation at record 1 when a checkpoint or the anchor says it held
+/// records, and [`VerifyError::Empty`] otherwise. The report's [`checkpoints`](VerifyReport::checkpoints) says what
 /// was checked. Like the chain checks, it stops at the first finding.
 pub fn verify_dir_with_checkpoints(
     dir: &Path,
@@ -192,9 +198,19 @@ fn finding(kind: FindingKind, seq: u64, at: Place<'_>, detail: String) -> Findin
 }
 
 impl TreeCheck<'_> {
-    /// Checks the stored checkpoint `path` against the tree, which has just
-    /// reached the size its name claims.
-    fn check_stored(&self, path: &Path, seq: u64, at: Place<'_>) -> Result<(), Finding> {
+    /// Reads the stored checkpoint `path`, whose file name claims `claimed`
+    /// records, and checks everything about it that does not need the tree:
+    /// it parses, its signature verifies (given a trusted key), it is for
+    /// this log, and it commits to the size its name claims. Until then the
+    /// name's size means nothing: a planted file must not pass for a
+    /// checkpoint the log was cut below.
+    fn open_stored(
+        &self,
+        path: &Path,
+        claimed: u64,
+        seq: u64,
+        at: Place<'_>,
+    ) -> Result<Checkpoint, Finding> {
         let shown = path.display();
         let invalid = |detail: String| {
             finding(
@@ -229,13 +245,19 @@ impl TreeCheck<'_> {
                 self.origin
             )));
         }
-        if checkpoint.size() != self.tree.size() {
+        if checkpoint.size() != claimed {
             return Err(invalid(format!(
-                "its file name says {} records but it commits to {}",
-                self.tree.size(),
+                "its file name says {claimed} records but it commits to {}",
                 checkpoint.size()
             )));
         }
+        Ok(checkpoint)
+    }
+
+    /// Checks the stored checkpoint `path` against the tree, which has just
+    /// reached the size its name claims.
+    fn check_stored(&self, path: &Path, seq: u64, at: Place<'_>) -> Result<(), Finding> {
+        let checkpoint = self.open_stored(path, self.tree.size(), seq, at)?;
         let root = self.tree.root();
         if *checkpoint.root_hash() != root.0 {
             return Err(finding(
@@ -243,10 +265,11 @@ impl TreeCheck<'_> {
                 seq,
                 at,
                 format!(
-                    "the first {} records hash to {} but checkpoint {shown} commits to {}: \
+                    "the first {} records hash to {} but checkpoint {} commits to {}: \
                      a record at or before this one was changed",
                     self.tree.size(),
                     root.to_hex(),
+                    path.display(),
                     hex::encode(checkpoint.root_hash())
                 ),
             ));
@@ -311,6 +334,11 @@ impl RecordObserver for TreeCheck<'_> {
             offset: 0,
         });
         let size = self.tree.size();
+        let ends = if size == 0 {
+            "the log has no records".to_owned()
+        } else {
+            format!("the log ends at record {size}")
+        };
         if let Some(anchor) = &self.options.anchor
             && anchor.checkpoint.size() > size
         {
@@ -319,24 +347,36 @@ impl RecordObserver for TreeCheck<'_> {
                 last_seq.saturating_add(1),
                 at,
                 format!(
-                    "the log ends at record {size} but the anchor commits to {} records: \
+                    "{ends} but the anchor commits to {} records: \
                      records were cut off the end",
                     anchor.checkpoint.size()
                 ),
             ));
         }
-        if let Some((claimed, path)) = self.stored.next() {
-            return Err(finding(
-                FindingKind::TruncatedBelowCheckpoint,
-                last_seq.saturating_add(1),
-                at,
-                format!(
-                    "the log ends at record {size} but checkpoint {} commits to {claimed} \
-                     records: records were cut off the end",
-                    path.display()
-                ),
-            ));
+        // The checkpoints past the end: the first that is what its name
+        // says shows the cut; if none is, the first bad one is the finding.
+        let seq = last_seq.saturating_add(1);
+        let mut first_bad = None;
+        let past_end: Vec<(u64, PathBuf)> = self.stored.by_ref().collect();
+        for (claimed, path) in past_end {
+            match self.open_stored(&path, claimed, seq, at) {
+                Ok(_) => {
+                    return Err(finding(
+                        FindingKind::TruncatedBelowCheckpoint,
+                        seq,
+                        at,
+                        format!(
+                            "{ends} but checkpoint {} commits to \
+                             {claimed} records: records were cut off the end",
+                            path.display()
+                        ),
+                    ));
+                }
+                Err(bad) => {
+                    first_bad.get_or_insert(bad);
+                }
+            }
         }
-        Ok(())
+        first_bad.map_or(Ok(()), Err)
     }
 }

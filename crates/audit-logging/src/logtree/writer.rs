@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::files::{latest_checkpoint, read_checkpoint, write_checkpoint};
+use super::files::{list_checkpoints, read_checkpoint, write_checkpoint};
 use super::{
     CheckpointPolicy, DEFAULT_CHECKPOINT_EVERY_RECORDS, DEFAULT_CHECKPOINT_INTERVAL, append_line,
     origin_for,
 };
-use crate::checkpoint::{Checkpoint, CheckpointSigner, Note};
+use crate::checkpoint::{Checkpoint, CheckpointSigner, Note, NoteVerifier};
 use crate::merkle::CompactRange;
 use crate::store::lines::LineReader;
 use crate::store::{fs, list_segments};
@@ -145,55 +145,64 @@ pub(crate) fn resume_tree(
             ),
         });
     }
-    let latest = latest_checkpoint(dir).map_err(|source| OpenError::Io {
+    let stored = list_checkpoints(dir).map_err(|source| OpenError::Io {
         path: dir.to_owned(),
         source,
     })?;
-    let expected = match &latest {
-        Some((size, path)) => Some((*size, stored_root(path, &origin)?)),
-        None => None,
-    };
+    let verifier = policy.signer.verifier();
+    let expected = stored.iter().rev().find_map(|(size, path)| {
+        match stored_root(path, *size, &origin, &verifier) {
+            Ok(root) => Some((*size, root)),
+            Err(reason) => {
+                tracing::warn!(
+                    checkpoint = %path.display(),
+                    %reason,
+                    "not resuming from a stored checkpoint that is not this signer's \
+                     checkpoint of this log; `sealtrail verify` reports it"
+                );
+                None
+            }
+        }
+    });
     let tree = rebuild(dir, last_seq, expected)?;
     let checkpointer = Checkpointer {
         dir: dir.to_owned(),
         origin,
         policy,
-        last_size: latest.map_or(0, |(size, _)| size),
+        last_size: expected.map_or(0, |(size, _)| size),
         last_at: Instant::now(),
     };
     Ok(Some((tree, checkpointer)))
 }
 
-/// The root of a stored checkpoint, read without checking its signature
-/// (the signing key may have been replaced since; what matters here is
-/// that the log still has this tree).
-fn stored_root(path: &Path, origin: &str) -> Result<[u8; 32], OpenError> {
-    let bad = |reason: String| OpenError::CheckpointMismatch {
-        path: path.to_owned(),
-        reason,
-    };
-    let bytes = read_checkpoint(path).map_err(|source| OpenError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let note = Note::parse(&bytes).map_err(|e| bad(e.to_string()))?;
-    let checkpoint = Checkpoint::parse(note.text()).map_err(|e| bad(e.to_string()))?;
+/// The root of the stored checkpoint `path`, whose file name claims `size`
+/// records, if it is what the name says: a signed note that verifies under
+/// this writer's own key, of this log, committing to `size` records. A file
+/// that is not (planted, or signed by a key since replaced) is no evidence
+/// of what the log held; the caller skips it rather than refuse to open.
+fn stored_root(
+    path: &Path,
+    size: u64,
+    origin: &str,
+    verifier: &NoteVerifier,
+) -> Result<[u8; 32], String> {
+    let bytes = read_checkpoint(path).map_err(|e| e.to_string())?;
+    let note = Note::parse(&bytes).map_err(|e| e.to_string())?;
+    let verified = note
+        .verify(std::slice::from_ref(verifier))
+        .map_err(|e| format!("it does not verify under {verifier}: {e}"))?;
+    let checkpoint = Checkpoint::parse(verified.text()).map_err(|e| e.to_string())?;
     if checkpoint.origin() != origin {
-        return Err(bad(format!(
+        return Err(format!(
             "it is for origin {:?}, this log is {origin:?}",
             checkpoint.origin()
-        )));
+        ));
     }
-    let named = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.get(..20))
-        .and_then(|d| d.parse::<u64>().ok());
-    if named != Some(checkpoint.size()) {
-        return Err(bad(format!(
-            "its file name does not match its tree size {}",
+    if checkpoint.size() != size {
+        return Err(format!(
+            "its file name says {size} records but it commits to {}",
             checkpoint.size()
-        )));
+        ));
     }
     Ok(*checkpoint.root_hash())
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use audit_logging::AuditKey;
 use audit_logging::checkpoint::NoteVerifier;
 use audit_logging::logtree::{
-    Anchor, CheckpointOptions, CheckpointReport, verify_dir_with_checkpoints,
+    Anchor, CheckpointOptions, CheckpointReport, origin_for, verify_dir_with_checkpoints,
 };
 use audit_logging::verify::{FindingKind, VerifyReport};
 use serde_json::json;
@@ -69,6 +69,22 @@ fn checkpoint_options(args: &VerifyArgs, key: &AuditKey) -> anyhow::Result<Check
     };
     let trusted = NoteVerifier::parse(vkey.trim())
         .context("--checkpoint-key is not a checkpoint verifier key (<name>+<hash>+<key>)")?;
+    // A key of another name cannot have signed this trail's checkpoints:
+    // that is the wrong key given, not a tampered trail.
+    let origin = origin_for(key.id().as_str());
+    if trusted.name().as_str() != origin {
+        anyhow::bail!(
+            "--checkpoint-key belongs to another trail: its name is {:?}, this trail's \
+             checkpoint origin is {origin:?}; pass the verifier key `sealtrail keygen` printed \
+             for this trail{}",
+            trusted.name().as_str(),
+            if args.anchor.is_some() {
+                " (the --anchor is checked with it too)"
+            } else {
+                ""
+            }
+        );
+    }
     if let Some(path) = &args.anchor {
         let anchor = Anchor::load(path, key.id().as_str(), &trusted)
             .with_context(|| format!("cannot use the anchor {}", shown(path)))?;
@@ -147,7 +163,9 @@ fn print_tree(tree: &CheckpointReport) -> anyhow::Result<()> {
         tree.root,
         tree.tree_size
     );
-    let signatures = if tree.signatures_checked {
+    let signatures = if tree.stored == 0 {
+        "none to check"
+    } else if tree.signatures_checked {
         "roots and signatures checked"
     } else {
         "roots checked; signatures NOT checked, pass --checkpoint-key"
