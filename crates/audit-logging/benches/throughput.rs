@@ -27,29 +27,10 @@ use std::time::{Duration, Instant};
 use audit_logging::checkpoint::{CheckpointSigner, KeyName};
 use audit_logging::forward::DEFAULT_EPOCH_RECORDS;
 use audit_logging::logtree::origin_for;
-use audit_logging::{AuditEvent, AuditKey, AuditLogger, DeviceRef, Digest, LoggerConfig};
-use chrono::Utc;
+mod common;
 
-fn event(i: u64) -> AuditEvent {
-    AuditEvent::VramSealed {
-        timestamp: Utc::now(),
-        worker_id: "bench-worker".into(),
-        shard_id: format!("shard-{i}").into(),
-        model_ref: "models/llama-3-8b.safetensors".into(),
-        shard_index: 3,
-        shard_count: 17,
-        device: DeviceRef {
-            backend: "host-simulation".into(),
-            index: 0,
-            uuid: None,
-            name: "simulated device 0".into(),
-            simulated: true,
-        },
-        bytes: 1 << 30,
-        digest: Digest([0x5a; 32]),
-        key_id: "0123456789abcdef".into(),
-    }
-}
+use audit_logging::{AuditKey, AuditLogger, LoggerConfig};
+use common::event;
 
 fn sealtrail(n: u64, epoch_records: u64, checkpoints: bool) -> Duration {
     let dir = tempfile::tempdir().unwrap();
