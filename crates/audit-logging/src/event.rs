@@ -697,6 +697,33 @@ pub enum AuditEvent {
         /// SHA-256 of the closed file's exact bytes.
         sha256: Digest,
     },
+    /// Retention retired the oldest closed segments: each was deleted, or
+    /// moved to an archive directory. Written before any file is removed
+    /// and before `retired.json` records the cut, so the chain says what was
+    /// removed and where the trail now begins (see [`crate::retention`] for
+    /// what the verifier checks with it).
+    #[serde(rename = "audit.segments_retired")]
+    SegmentsRetired {
+        /// When.
+        timestamp: DateTime<Utc>,
+        /// The first record kept: the trail now begins here.
+        first_kept_seq: u64,
+        /// SHA-256 of the line of the last retired record (record
+        /// `first_kept_seq - 1`): what the first kept record's `prev` holds.
+        last_retired_hash: Digest,
+        /// Key epoch of the last retired record.
+        last_retired_epoch: u64,
+        /// Merkle tree root over the retired records (leaves `0` to
+        /// `first_kept_seq - 2`): the tree the verifier continues from.
+        retired_root: Digest,
+        /// Tree size of the exported checkpoint (anchor) that covered every
+        /// retired record and that the trail was proven to extend.
+        anchor_size: u64,
+        /// Where the segments were moved; `None` when they were deleted.
+        archived_to: Option<Text>,
+        /// The retired segments, oldest first.
+        segments: Vec<RetiredSegment>,
+    },
     /// A logger shut down cleanly.
     #[serde(rename = "audit.logger_stopped")]
     LoggerStopped {
@@ -711,7 +738,7 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event type name, in declaration order.
-    pub const TYPES: [&'static str; 38] = [
+    pub const TYPES: [&'static str; 39] = [
         "auth.success",
         "auth.failure",
         "auth.token_issued",
@@ -749,6 +776,7 @@ impl AuditEvent {
         "audit.logger_started",
         "audit.torn_tail_recovered",
         "audit.segment_closed",
+        "audit.segments_retired",
         "audit.logger_stopped",
     ];
 
@@ -811,6 +839,7 @@ impl AuditEvent {
             | E::LoggerStarted { timestamp, .. }
             | E::TornTailRecovered { timestamp, .. }
             | E::SegmentClosed { timestamp, .. }
+            | E::SegmentsRetired { timestamp, .. }
             | E::LoggerStopped { timestamp, .. } => *timestamp,
         }
     }
@@ -858,9 +887,27 @@ impl AuditEvent {
             E::LoggerStarted { .. } => ("audit.logger_started", Info),
             E::TornTailRecovered { .. } => ("audit.torn_tail_recovered", High),
             E::SegmentClosed { .. } => ("audit.segment_closed", Info),
+            E::SegmentsRetired { .. } => ("audit.segments_retired", Low),
             E::LoggerStopped { .. } => ("audit.logger_stopped", Info),
         }
     }
+}
+
+/// One segment named in an [`AuditEvent::SegmentsRetired`] record: what its
+/// `audit.segment_closed` manifest sealed, so a copy kept in an archive can
+/// be checked against the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredSegment {
+    /// The file name, `seg-<first_seq, 20 digits>.jsonl`.
+    pub segment: Text,
+    /// Sequence number of its first record.
+    pub first_seq: u64,
+    /// Sequence number of its last record.
+    pub last_seq: u64,
+    /// How many records (lines) it held.
+    pub records: u64,
+    /// SHA-256 of the file's exact bytes.
+    pub sha256: Digest,
 }
 
 #[cfg(test)]

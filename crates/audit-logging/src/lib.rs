@@ -125,13 +125,17 @@ pub mod logtree;
 pub mod merkle;
 pub mod query;
 pub mod record;
+pub mod retention;
 mod store;
 pub mod text;
 pub mod verify;
 mod writer;
 
 pub use error::{EmitError, FlushError, OpenError};
-pub use event::{AuditEvent, DeviceRef, Digest, DigestMismatch, Severity, TaskId, UnknownSeverity};
+pub use event::{
+    AuditEvent, DeviceRef, Digest, DigestMismatch, RetiredSegment, Severity, TaskId,
+    UnknownSeverity,
+};
 pub use key::{AuditKey, KeyError, KeyId};
 pub use logger::{
     AuditLogger, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_CAPACITY, LoggerConfig, Receipt,

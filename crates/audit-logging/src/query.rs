@@ -8,7 +8,10 @@
 //! [`verify_dir`](crate::verify_dir) does (authenticators, numbering, links,
 //! segment names), and stops with [`QueryError::Tampered`] at the first
 //! record that fails: every record handed out before that is part of an
-//! intact chain from record 1. Without a key the records are only parsed.
+//! intact chain from record 1, or from the retention cut in `retired.json`
+//! when retention retired the oldest segments (whether that cut is the one
+//! the chain's retirement record names is checked by `verify`, which reads
+//! to the end). Without a key the records are only parsed.
 
 use std::io::{self, BufReader};
 use std::ops::ControlFlow;
@@ -18,9 +21,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::record::{DecodeError, RawRecord};
+use crate::retention::{BASE_FILE, BaseError, RetentionBase};
 use crate::store::lines::LineReader;
 use crate::store::{fs, list_segments};
-use crate::verify::{Chain, Finding};
+use crate::verify::{Chain, Finding, FindingKind};
 use crate::{AuditEvent, AuditKey, Severity};
 
 /// Which records a [`query`] returns. The default returns all of them.
@@ -117,9 +121,42 @@ pub fn query(
         let path = path.to_owned();
         move |source| QueryError::Io { path, source }
     };
-    let mut chain = key.map(Chain::new);
+    // A trail cut by retention begins at its base (checked against the
+    // retirement record only by `verify`); segments before it are retired.
+    let base = RetentionBase::load(dir).map_err(|e| match e {
+        BaseError::Io(source) => QueryError::Io {
+            path: dir.join(BASE_FILE),
+            source,
+        },
+        BaseError::Invalid(detail) => QueryError::Tampered(Box::new(Finding {
+            kind: FindingKind::RetirementInvalid,
+            segment: dir.join(BASE_FILE),
+            line: 0,
+            offset: 0,
+            expected_seq: 1,
+            detail,
+        })),
+    })?;
+    let kept_from = base.as_ref().map_or(1, RetentionBase::first_kept_seq);
+    let mut chain = match key {
+        None => None,
+        Some(key) => Some(Chain::after(key, base.as_ref()).map_err(|detail| {
+            QueryError::Tampered(Box::new(Finding {
+                kind: FindingKind::RetirementInvalid,
+                segment: dir.join(BASE_FILE),
+                line: 0,
+                offset: 0,
+                expected_seq: kept_from,
+                detail,
+            }))
+        })?),
+    };
     let mut buf = Vec::new();
-    for (promised, path) in list_segments(dir).map_err(io_at(dir))? {
+    let segments = list_segments(dir).map_err(io_at(dir))?;
+    for (promised, path) in segments
+        .into_iter()
+        .filter(|(first, _)| *first >= kept_from)
+    {
         let file = fs::open_read(&path).map_err(io_at(&path))?;
         let mut lines = LineReader::new(BufReader::with_capacity(1 << 16, file));
         let mut first_in_segment = true;

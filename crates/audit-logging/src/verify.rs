@@ -81,6 +81,7 @@ use sha2::{Digest as _, Sha256};
 use crate::AuditKey;
 use crate::forward::EpochKey;
 use crate::record::{GENESIS_HASH, RawRecord, line_hash};
+use crate::retention::{BASE_FILE, BaseError, RetentionBase};
 use crate::store::lines::{LineInfo, LineReader};
 use crate::store::{fs, list_segments};
 
@@ -148,6 +149,21 @@ pub enum FindingKind {
     /// after it was closed, by someone able to make its records
     /// authenticate (see the [module docs](self) on forward security).
     SegmentAltered,
+    /// The audit directory's `retired.json` (the cut a retention left) is
+    /// not a retention base: unreadable as one, a symbolic link, or naming
+    /// a key epoch out of reach. See [`crate::retention`].
+    RetirementInvalid,
+    /// An authentic `audit.segments_retired` record does not name the cut
+    /// `retired.json` describes (first kept record, last retired line hash,
+    /// its key epoch, the retired records' Merkle root): the base was edited
+    /// (to skip further segments, say) or put back from an older retention,
+    /// or the record names a cut after itself.
+    RetirementMismatch,
+    /// `retired.json` says records were retired, but no authentic
+    /// `audit.segments_retired` record in the trail says so: segments were
+    /// deleted and a base made up to hide it (or the records naming it cut
+    /// off with them).
+    RetirementUnrecorded,
 }
 
 impl FindingKind {
@@ -173,6 +189,9 @@ impl FindingKind {
             FindingKind::SegmentMissing => "segment_missing",
             FindingKind::SegmentShortened => "segment_shortened",
             FindingKind::SegmentAltered => "segment_altered",
+            FindingKind::RetirementInvalid => "retirement_invalid",
+            FindingKind::RetirementMismatch => "retirement_mismatch",
+            FindingKind::RetirementUnrecorded => "retirement_unrecorded",
         }
     }
 }
@@ -234,6 +253,9 @@ pub struct VerifyReport {
     pub logger_stops: u64,
     /// Torn tails that a logger start cut and recorded.
     pub torn_tails_recovered: u64,
+    /// Records retired by retention before the first one checked (the
+    /// trail begins at record `retired_records + 1`); 0 when none were.
+    pub retired_records: u64,
     /// Good records by event type.
     pub by_type: BTreeMap<String, u64>,
     /// The first bad record, if any.
@@ -270,6 +292,19 @@ pub enum VerifyError {
     /// no checkpoint or anchor says it ever held records).
     #[error("{0} holds no audit segments (seg-*.jsonl)")]
     Empty(PathBuf),
+    /// The anchor covers only records that retention retired, so the trail
+    /// cannot be held against it: an older anchor than the retention cut.
+    #[error(
+        "the anchor commits to {anchor_size} records, but records 1 to {retired} were retired \
+         ({}): it is older than the retention cut and cannot be checked; use a newer anchor",
+        crate::retention::BASE_FILE
+    )]
+    AnchorRetired {
+        /// The anchor's tree size.
+        anchor_size: u64,
+        /// Records retired, as the retention base says.
+        retired: u64,
+    },
 }
 
 /// Progress through a verification, in bytes.
@@ -308,6 +343,12 @@ pub(crate) struct Place<'a> {
 /// end the verification with a finding of its own. [`crate::logtree`]
 /// checks checkpoints this way.
 pub(crate) trait RecordObserver {
+    /// The trail begins after the retention cut `base` (not yet
+    /// authenticated: the chain checks it against its retirement record).
+    /// Called before any record.
+    fn base(&mut self, _base: &RetentionBase) -> Result<(), VerifyError> {
+        Ok(())
+    }
     /// Record `seq`, whose whole line is `line`, passed.
     fn record(&mut self, line: &[u8], seq: u64, at: Place<'_>) -> Result<(), Finding>;
     /// The log ended without a chain finding; `last` is its last record.
@@ -336,11 +377,57 @@ pub(crate) fn verify_dir_observed(
         let path = path.to_owned();
         move |source| VerifyError::Io { path, source }
     };
-    let segments = list_segments(dir).map_err(io_at(dir))?;
+    let base = match RetentionBase::load(dir) {
+        Ok(base) => base,
+        Err(BaseError::Io(source)) => {
+            return Err(VerifyError::Io {
+                path: dir.join(BASE_FILE),
+                source,
+            });
+        }
+        Err(BaseError::Invalid(detail)) => {
+            let mut chain = Chain::new(key);
+            chain.report.finding =
+                Some(base_finding(FindingKind::RetirementInvalid, dir, 1, detail));
+            return Ok(chain.report);
+        }
+    };
+    let mut chain = match Chain::after(key, base.as_ref()) {
+        Ok(chain) => chain,
+        Err(detail) => {
+            let mut chain = Chain::new(key);
+            chain.report.finding =
+                Some(base_finding(FindingKind::RetirementInvalid, dir, 1, detail));
+            return Ok(chain.report);
+        }
+    };
+    if let Some(base) = &base {
+        observer.base(base)?;
+    }
+    // Segments before the cut are retired: a crash between recording the
+    // retirement and removing them leaves them behind, and they are no
+    // longer part of the trail.
+    let kept_from = chain.kept_from;
+    let segments: Vec<(u64, PathBuf)> = list_segments(dir)
+        .map_err(io_at(dir))?
+        .into_iter()
+        .filter(|(first, _)| *first >= kept_from)
+        .collect();
     if segments.is_empty() {
+        if base.is_some() {
+            chain.report.finding = Some(base_finding(
+                FindingKind::RetirementUnrecorded,
+                dir,
+                kept_from,
+                format!(
+                    "{BASE_FILE} says the trail begins at record {kept_from}, but no segment \
+                     holds it: every segment was deleted"
+                ),
+            ));
+            return Ok(chain.report);
+        }
         // No records at all: an error, unless the observer knows records
         // existed (a stored checkpoint, an anchor), which makes it a finding.
-        let mut chain = Chain::new(key);
         return match observer.finish(0, None) {
             Ok(()) => Err(VerifyError::Empty(dir.to_owned())),
             Err(finding) => {
@@ -354,7 +441,6 @@ pub(crate) fn verify_dir_observed(
         total = total.saturating_add(std::fs::metadata(path).map_err(io_at(path))?.len());
     }
 
-    let mut chain = Chain::new(key);
     let mut done = 0u64;
     let mut buf = Vec::new();
     let mut last: Option<Place<'_>> = None;
@@ -387,7 +473,10 @@ pub(crate) fn verify_dir_observed(
             };
             let checked = chain
                 .check(&buf, info, *promised, first_in_segment, path)
-                .and_then(|rec| observer.record(&buf, rec.seq, place));
+                .and_then(|rec| {
+                    chain.note_retirement(&rec, place)?;
+                    observer.record(&buf, rec.seq, place)
+                });
             if let Err(finding) = checked {
                 chain.report.finding = Some(finding);
                 progress(Progress { done: total, total });
@@ -419,10 +508,39 @@ pub(crate) fn verify_dir_observed(
             total,
         });
     }
-    if let Err(finding) = observer.finish(chain.last_seq, last) {
+    if let Err(finding) = chain
+        .check_base(base.as_ref(), dir)
+        .and_then(|()| observer.finish(chain.last_seq, last))
+    {
         chain.report.finding = Some(finding);
     }
     Ok(chain.report)
+}
+
+/// A finding about the retention base itself, named by its file.
+fn base_finding(kind: FindingKind, dir: &Path, expected_seq: u64, detail: String) -> Finding {
+    Finding {
+        kind,
+        segment: dir.join(BASE_FILE),
+        line: 0,
+        offset: 0,
+        expected_seq,
+        detail,
+    }
+}
+
+/// The cut an authentic `audit.segments_retired` record names, and where
+/// that record is.
+#[derive(Debug, Clone)]
+struct RecordedCut {
+    first_kept_seq: u64,
+    last_retired_hash: [u8; 32],
+    last_retired_epoch: u64,
+    retired_root: [u8; 32],
+    seq: u64,
+    segment: PathBuf,
+    line: u64,
+    offset: u64,
 }
 
 /// Passes bytes through while hashing them, so a segment's digest costs
@@ -497,6 +615,10 @@ pub(crate) struct Chain {
     epoch_key: EpochKey,
     last_seq: u64,
     last_hash: [u8; 32],
+    /// The first record the trail holds: 1, or the retention cut.
+    pub(crate) kept_from: u64,
+    /// The newest authentic retirement record met so far.
+    recorded_cut: Option<RecordedCut>,
     report: VerifyReport,
 }
 
@@ -507,6 +629,8 @@ impl Chain {
             epoch_key: EpochKey::first(key),
             last_seq: 0,
             last_hash: GENESIS_HASH,
+            kept_from: 1,
+            recorded_cut: None,
             report: VerifyReport {
                 segments: 0,
                 records: 0,
@@ -515,11 +639,148 @@ impl Chain {
                 logger_starts: 0,
                 logger_stops: 0,
                 torn_tails_recovered: 0,
+                retired_records: 0,
                 by_type: BTreeMap::new(),
                 finding: None,
                 checkpoints: None,
             },
         }
+    }
+
+    /// A chain that begins after the retention cut `base`, if there is one:
+    /// as if the last retired record had just been checked. The base is
+    /// taken on trust here and held against the trail's retirement record
+    /// by [`check_base`](Self::check_base). Fails when the base's epoch is
+    /// beyond what the verifier derives.
+    pub(crate) fn after(key: &AuditKey, base: Option<&RetentionBase>) -> Result<Self, String> {
+        let mut chain = Chain::new(key);
+        let Some(base) = base else {
+            return Ok(chain);
+        };
+        let epoch = base.last_retired_epoch();
+        chain.epoch_key =
+            EpochKey::at(key, epoch, MAX_MANIFEST_LOOKAHEAD_EPOCHS).ok_or_else(|| {
+                format!("{BASE_FILE} names key epoch {epoch}, beyond any this verifier derives")
+            })?;
+        chain.last_seq = base.retired_records();
+        chain.last_hash = base.last_retired_hash().0;
+        chain.kept_from = base.first_kept_seq();
+        chain.report.retired_records = base.retired_records();
+        chain.report.last_seq = chain.last_seq;
+        chain.report.last_hash = hex::encode(chain.last_hash);
+        Ok(chain)
+    }
+
+    /// Remembers the cut an authentic `audit.segments_retired` record
+    /// names. A record that names a cut after itself, or before the cut of
+    /// an earlier retirement, is a finding: no retention writes one.
+    pub(crate) fn note_retirement(
+        &mut self,
+        rec: &RawRecord,
+        at: Place<'_>,
+    ) -> Result<(), Finding> {
+        let Ok(crate::AuditEvent::SegmentsRetired {
+            first_kept_seq,
+            last_retired_hash,
+            last_retired_epoch,
+            retired_root,
+            ..
+        }) = rec.event()
+        else {
+            return Ok(());
+        };
+        let previous = self.recorded_cut.as_ref().map_or(1, |c| c.first_kept_seq);
+        if first_kept_seq > rec.seq || first_kept_seq < previous {
+            return Err(Finding {
+                kind: FindingKind::RetirementMismatch,
+                segment: at.segment.to_owned(),
+                line: at.line,
+                offset: at.offset,
+                expected_seq: rec.seq,
+                detail: format!(
+                    "record {} says the trail was cut before record {first_kept_seq}, which is \
+                     {}",
+                    rec.seq,
+                    if first_kept_seq > rec.seq {
+                        "after the record itself".to_owned()
+                    } else {
+                        format!("before the earlier retention's cut at record {previous}")
+                    }
+                ),
+            });
+        }
+        self.recorded_cut = Some(RecordedCut {
+            first_kept_seq,
+            last_retired_hash: last_retired_hash.0,
+            last_retired_epoch,
+            retired_root: retired_root.0,
+            seq: rec.seq,
+            segment: at.segment.to_owned(),
+            line: at.line,
+            offset: at.offset,
+        });
+        Ok(())
+    }
+
+    /// At the end of a trail that begins after `base`: the newest
+    /// retirement record must name exactly that cut.
+    pub(crate) fn check_base(
+        &self,
+        base: Option<&RetentionBase>,
+        dir: &Path,
+    ) -> Result<(), Finding> {
+        let Some(base) = base else {
+            return Ok(());
+        };
+        let first = base.first_kept_seq();
+        let Some(cut) = &self.recorded_cut else {
+            return Err(base_finding(
+                FindingKind::RetirementUnrecorded,
+                dir,
+                self.last_seq.saturating_add(1),
+                format!(
+                    "{BASE_FILE} says records 1 to {} were retired, but no audit.segments_retired \
+                     record in the trail (which ends at record {}) says so",
+                    base.retired_records(),
+                    self.last_seq
+                ),
+            ));
+        };
+        let found = (
+            base.first_kept_seq(),
+            base.last_retired_hash().0,
+            base.last_retired_epoch(),
+            base.tree().root().0,
+        );
+        let recorded = (
+            cut.first_kept_seq,
+            cut.last_retired_hash,
+            cut.last_retired_epoch,
+            cut.retired_root,
+        );
+        if found != recorded {
+            return Err(Finding {
+                kind: FindingKind::RetirementMismatch,
+                segment: cut.segment.clone(),
+                line: cut.line,
+                offset: cut.offset,
+                expected_seq: cut.seq,
+                detail: format!(
+                    "the newest retirement record (record {}) cut the trail before record {} \
+                     (last retired line {}, epoch {}, retired root {}), but {BASE_FILE} cuts it \
+                     before record {first} (line {}, epoch {}, root {})",
+                    cut.seq,
+                    cut.first_kept_seq,
+                    hex::encode(cut.last_retired_hash),
+                    cut.last_retired_epoch,
+                    hex::encode(cut.retired_root),
+                    base.last_retired_hash().to_hex(),
+                    base.last_retired_epoch(),
+                    base.tree().root().to_hex(),
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The key `rec` must be authenticated with: the current epoch's, or
@@ -627,6 +888,11 @@ impl Chain {
             hex::encode(sha256)
         );
         let Some(seen) = previous.filter(|p| p.path.file_name() == Some(name.as_ref())) else {
+            // A segment before the retention cut is gone by design; the
+            // retirement record later in the chain must vouch for the cut.
+            if previous.is_none() && last < self.kept_from {
+                return Ok(());
+            }
             let path = dir.join(&name);
             return match path.try_exists() {
                 Ok(true) => Ok(()),
@@ -888,6 +1154,9 @@ mod tests {
             SegmentMissing,
             SegmentShortened,
             SegmentAltered,
+            RetirementInvalid,
+            RetirementMismatch,
+            RetirementUnrecorded,
         ];
         for kind in all {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());

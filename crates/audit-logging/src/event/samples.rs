@@ -280,6 +280,22 @@ pub(crate) fn all() -> Vec<AuditEvent> {
             records: 41,
             sha256: d,
         },
+        E::SegmentsRetired {
+            timestamp: t,
+            first_kept_seq: 42,
+            last_retired_hash: d,
+            last_retired_epoch: 3,
+            retired_root: d,
+            anchor_size: 50,
+            archived_to: Some("/var/archive/sealtrail".into()),
+            segments: vec![RetiredSegment {
+                segment: "seg-00000000000000000001.jsonl".into(),
+                first_seq: 1,
+                last_seq: 41,
+                records: 41,
+                sha256: d,
+            }],
+        },
         E::LoggerStopped {
             timestamp: t,
             records_written: 10,

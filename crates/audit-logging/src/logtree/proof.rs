@@ -369,6 +369,19 @@ struct LeafUnavailable;
 
 impl Leaves {
     fn new(dir: &Path, capture: Option<u64>) -> Result<Self, ProveError> {
+        // Proofs are built from every leaf from the first; after retention
+        // the first ones are gone (proofs made before still check).
+        let base = crate::retention::RetentionBase::load(dir).map_err(|e| {
+            ProveError::NotCovered(format!("the trail's retention base is unusable: {e}"))
+        })?;
+        if let Some(base) = base {
+            return Err(ProveError::NotCovered(format!(
+                "records 1 to {} were retired ({}), and proofs are built from every record \
+                 from the first; proofs written before the retention still verify",
+                base.retired_records(),
+                crate::retention::BASE_FILE
+            )));
+        }
         let segments = list_segments(dir).map_err(|source| ProveError::Io {
             path: dir.to_owned(),
             source,

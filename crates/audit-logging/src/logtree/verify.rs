@@ -11,6 +11,7 @@ use super::{append_line, origin_for};
 use crate::AuditKey;
 use crate::checkpoint::{Checkpoint, CheckpointError, Note, NoteVerifier};
 use crate::merkle::CompactRange;
+use crate::retention::RetentionBase;
 use crate::verify::{
     Finding, FindingKind, Place, Progress, RecordObserver, VerifyError, VerifyReport,
     verify_dir_observed,
@@ -121,6 +122,9 @@ pub struct CheckpointReport {
     pub stored: u64,
     /// Stored checkpoints whose root matched the recomputed tree.
     pub checked: u64,
+    /// Stored checkpoints of no more records than retention retired: the
+    /// tree they commit to is gone, so they were not checked.
+    pub retired: u64,
     /// Whether their signatures were checked (a trusted key was given).
     pub signatures_checked: bool,
     /// The anchor's tree size, if an anchor was given.
@@ -162,14 +166,21 @@ pub fn verify_dir_with_checkpoints(
             root: String::new(),
             stored: stored.len() as u64,
             checked: 0,
+            retired: 0,
             signatures_checked: options.trusted.is_some(),
             anchor_size: options.anchor.as_ref().map(|a| a.checkpoint.size()),
             anchor_checked: false,
         },
         stored: stored.into_iter().peekable(),
         tree: CompactRange::new(),
+        anchor_retired: None,
     };
     let mut report = verify_dir_observed(dir, key, progress, &mut check)?;
+    if let Some(error) = check.anchor_retired
+        && report.is_intact()
+    {
+        return Err(error);
+    }
     check.report.tree_size = check.tree.size();
     check.report.root = check.tree.root().to_hex();
     report.checkpoints = Some(check.report);
@@ -184,6 +195,8 @@ struct TreeCheck<'a> {
     report: CheckpointReport,
     stored: std::iter::Peekable<std::vec::IntoIter<(u64, PathBuf)>>,
     tree: CompactRange,
+    /// Set when the anchor lies within the retired records.
+    anchor_retired: Option<VerifyError>,
 }
 
 fn finding(kind: FindingKind, seq: u64, at: Place<'_>, detail: String) -> Finding {
@@ -277,6 +290,20 @@ impl TreeCheck<'_> {
         Ok(())
     }
 
+    /// Checks the anchor if the tree has just its size and it was not
+    /// checked yet.
+    fn check_anchor_if_reached(&mut self, seq: u64, at: Place<'_>) -> Result<(), Finding> {
+        let options = self.options;
+        match &options.anchor {
+            Some(anchor)
+                if anchor.checkpoint.size() == self.tree.size() && !self.report.anchor_checked =>
+            {
+                self.check_anchor(anchor, seq, at)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn check_anchor(&mut self, anchor: &Anchor, seq: u64, at: Place<'_>) -> Result<(), Finding> {
         let root = self.tree.root();
         if *anchor.checkpoint.root_hash() != root.0 {
@@ -299,7 +326,32 @@ impl TreeCheck<'_> {
 }
 
 impl RecordObserver for TreeCheck<'_> {
+    /// The tree continues from the retired records' frontier. Stored
+    /// checkpoints within the retired records can no longer be checked; an
+    /// anchor within them cannot be either, which is an error (unless the
+    /// trail has a finding anyway): it would pass without being held
+    /// against the anchor.
+    fn base(&mut self, base: &RetentionBase) -> Result<(), VerifyError> {
+        let retired = base.retired_records();
+        if let Some(anchor) = &self.options.anchor
+            && anchor.checkpoint.size() < retired
+        {
+            self.anchor_retired = Some(VerifyError::AnchorRetired {
+                anchor_size: anchor.checkpoint.size(),
+                retired,
+            });
+        }
+        self.tree = base.tree().clone();
+        while self.stored.next_if(|(s, _)| *s <= retired).is_some() {
+            self.report.retired = self.report.retired.saturating_add(1);
+        }
+        Ok(())
+    }
+
     fn record(&mut self, line: &[u8], seq: u64, at: Place<'_>) -> Result<(), Finding> {
+        // An anchor at the retention cut is checked against the frontier
+        // the trail continues from.
+        self.check_anchor_if_reached(seq, at)?;
         append_line(&mut self.tree, line)
             .map_err(|e| finding(FindingKind::Malformed, seq, at, e.to_string()))?;
         let size = self.tree.size();
@@ -318,13 +370,7 @@ impl RecordObserver for TreeCheck<'_> {
             self.check_stored(&path, seq, at)?;
             self.report.checked = self.report.checked.saturating_add(1);
         }
-        let options = self.options;
-        if let Some(anchor) = &options.anchor
-            && anchor.checkpoint.size() == size
-        {
-            self.check_anchor(anchor, seq, at)?;
-        }
-        Ok(())
+        self.check_anchor_if_reached(seq, at)
     }
 
     fn finish(&mut self, last_seq: u64, last: Option<Place<'_>>) -> Result<(), Finding> {

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::checkpoint::{Checkpoint, CheckpointSigner, Note, NoteVerifier};
 use crate::merkle::CompactRange;
+use crate::retention::{BASE_FILE, BaseError, RetentionBase};
 use crate::store::lines::LineReader;
 use crate::store::{fs, list_segments};
 use crate::{LoggerConfig, OpenError};
@@ -222,10 +223,39 @@ fn rebuild(
         path: dir.to_owned(),
         reason,
     };
-    let mut tree = CompactRange::new();
-    let mut seen_expected = expected.is_some_and(|(size, _)| size == 0);
+    // After retention the tree continues from the retired records'
+    // frontier in `retired.json`; a checkpoint within them cannot be
+    // checked any more (`verify` holds the base against the chain).
+    let base = RetentionBase::load(dir).map_err(|e| match e {
+        BaseError::Io(source) => OpenError::Io {
+            path: dir.join(BASE_FILE),
+            source,
+        },
+        BaseError::Invalid(why) => mismatch(format!("{why}; run `sealtrail verify`")),
+    })?;
+    let mut tree = base
+        .as_ref()
+        .map_or_else(CompactRange::new, |b| b.tree().clone());
+    let kept_from = base.as_ref().map_or(1, RetentionBase::first_kept_seq);
+    let mut seen_expected = expected.is_some_and(|(size, _)| size == 0 || size < tree.size());
+    if let Some((size, root)) = expected
+        && size == tree.size()
+        && size > 0
+    {
+        if tree.root().0 != root {
+            return Err(mismatch(format!(
+                "the retired records in {BASE_FILE} do not hash to the root of the stored \
+                 checkpoint of {size} records; run `sealtrail verify`"
+            )));
+        }
+        seen_expected = true;
+    }
     let mut buf = Vec::new();
-    for (_, path) in list_segments(dir).map_err(at(dir))? {
+    let segments = list_segments(dir).map_err(at(dir))?;
+    for (_, path) in segments
+        .into_iter()
+        .filter(|(first, _)| *first >= kept_from)
+    {
         let file = fs::open_read(&path).map_err(at(&path))?;
         let mut lines = LineReader::new(BufReader::with_capacity(1 << 16, file));
         while let Some(info) = lines.next_line(&mut buf).map_err(at(&path))? {
