@@ -49,7 +49,24 @@ pub enum Command {
     /// Write a proof (JSON) that anyone can check with the checkpoint verifier key alone.
     #[command(subcommand)]
     Prove(ProveCommand),
+    /// Delete or archive the oldest closed segments once they are past a retention time and
+    /// covered by an exported checkpoint, recording it in the trail.
+    #[command(long_about = RETENTION_ABOUT)]
+    Retention(RetentionArgs),
 }
+
+const RETENTION_ABOUT: &str = "Delete or archive the oldest closed segments of the audit trail \
+once they are past a retention time and covered by an exported checkpoint (an anchor), recording \
+what was removed in the trail itself.\n\n\
+First the whole trail is verified, with every stored checkpoint's signature and the anchor, \
+which the trail must extend; a trail that does not verify exits 1 and nothing is touched. Then \
+the oldest closed segments go, in order, while each one's every record is covered by the anchor \
+and older than --older-than by its timestamp; the segment being written is never retired. An \
+audit.segments_retired record names each one (sequence range, lines, SHA-256) and the cut, \
+retired.json in the audit directory records where the trail now begins, and only then are the \
+files deleted, or moved into --archive. `sealtrail verify` then checks the trail from the cut \
+and holds retired.json against the record. Proofs (`sealtrail prove`) need the whole trail, so \
+they are refused after a retention; proofs written before still verify.";
 
 #[derive(Debug, Subcommand)]
 pub enum ProveCommand {
@@ -190,6 +207,54 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RetentionArgs {
+    #[command(flatten)]
+    pub trail: TrailArgs,
+    /// Retire segments whose newest record is older than this: 30d, 12h, 90m, 2w, ...
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub older_than: chrono::TimeDelta,
+    /// A checkpoint exported earlier (`sealtrail checkpoint export`) and kept off this host: only
+    /// segments it covers are retired, and only if the trail still extends it.
+    #[arg(long, value_name = "FILE")]
+    pub anchor: PathBuf,
+    /// Checkpoint verifier key (`<name>+<hash>+<key>`, as `sealtrail keygen` prints it): the
+    /// anchor's and every stored checkpoint's signature are checked with it.
+    #[arg(long, env = "SEALTRAIL_CHECKPOINT_VKEY", value_name = "VKEY")]
+    pub checkpoint_key: String,
+    /// Move retired segments into this directory (created 0700 if missing) instead of deleting
+    /// them. A symbolic link, or a directory other users can write to, is refused.
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
+    /// Verify and print what would be retired, changing nothing (no lock is taken).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Checkpoint signing key file, as written by `sealtrail keygen`; used when it exists, so
+    /// the retention's own records are checkpointed too.
+    /// Default: sealtrail-checkpoint.key beside the audit key.
+    #[arg(long, env = "SEALTRAIL_CHECKPOINT_KEY")]
+    pub checkpoint_key_file: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RetentionArgs {
+    /// Where the checkpoint signing key is looked for.
+    pub fn checkpoint_key_path(&self) -> PathBuf {
+        self.checkpoint_key_file
+            .clone()
+            .unwrap_or_else(|| self.trail.key.with_file_name(DEFAULT_CHECKPOINT_KEY_FILE))
+    }
+}
+
+/// Parses a retention age such as `30d` or `12h` (humantime's syntax).
+fn parse_age(s: &str) -> Result<chrono::TimeDelta, String> {
+    let age = humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not an age like 30d or 12h: {e}"))?;
+    chrono::TimeDelta::from_std(age).map_err(|_| format!("{s:?} is too long an age"))
+}
+
+#[derive(Debug, Args)]
 pub struct QueryArgs {
     /// Audit directory.
     #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
@@ -273,6 +338,16 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ages_parse_in_days_hours_and_weeks_and_reject_garbage() {
+        assert_eq!(parse_age("30d").unwrap(), chrono::TimeDelta::days(30));
+        assert_eq!(parse_age("12h").unwrap(), chrono::TimeDelta::hours(12));
+        assert_eq!(parse_age("2w").unwrap(), chrono::TimeDelta::days(14));
+        for bad in ["", "30", "thirty days", "-1d", "\u{1b}[31m"] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -67,10 +67,22 @@ fn checkpoint_options(args: &VerifyArgs, key: &AuditKey) -> anyhow::Result<Check
     let Some(vkey) = &args.checkpoint_key else {
         return Ok(options);
     };
+    let trusted = verifier_key(vkey, key, args.anchor.is_some())?;
+    if let Some(path) = &args.anchor {
+        let anchor = Anchor::load(path, key.id().as_str(), &trusted)
+            .with_context(|| format!("cannot use the anchor {}", shown(path)))?;
+        options = options.anchor(anchor);
+    }
+    Ok(options.trusted_key(trusted))
+}
+
+/// The `--checkpoint-key` verifier key, checked to be this trail's: a key
+/// of another name cannot have signed its checkpoints, which is the wrong
+/// key given, not a tampered trail. `with_anchor` says the anchor is
+/// checked with it too.
+pub fn verifier_key(vkey: &str, key: &AuditKey, with_anchor: bool) -> anyhow::Result<NoteVerifier> {
     let trusted = NoteVerifier::parse(vkey.trim())
         .context("--checkpoint-key is not a checkpoint verifier key (<name>+<hash>+<key>)")?;
-    // A key of another name cannot have signed this trail's checkpoints:
-    // that is the wrong key given, not a tampered trail.
     let origin = origin_for(key.id().as_str());
     if trusted.name().as_str() != origin {
         anyhow::bail!(
@@ -78,19 +90,14 @@ fn checkpoint_options(args: &VerifyArgs, key: &AuditKey) -> anyhow::Result<Check
              checkpoint origin is {origin:?}; pass the verifier key `sealtrail keygen` printed \
              for this trail{}",
             trusted.name().as_str(),
-            if args.anchor.is_some() {
+            if with_anchor {
                 " (the --anchor is checked with it too)"
             } else {
                 ""
             }
         );
     }
-    if let Some(path) = &args.anchor {
-        let anchor = Anchor::load(path, key.id().as_str(), &trusted)
-            .with_context(|| format!("cannot use the anchor {}", shown(path)))?;
-        options = options.anchor(anchor);
-    }
-    Ok(options.trusted_key(trusted))
+    Ok(trusted)
 }
 
 /// Verifies `dir` with a progress bar, checking the chain, the stored
@@ -137,6 +144,14 @@ pub fn print_report(dir: &Path, report: &VerifyReport) -> anyhow::Result<()> {
         report.logger_stops,
         report.torn_tails_recovered
     );
+    if report.retired_records > 0 {
+        outln!(
+            "  begins at record {}: records 1 to {} were retired (retired.json, checked against \
+             the trail's retirement record)",
+            report.retired_records.saturating_add(1),
+            report.retired_records
+        );
+    }
     outln!("  head {}", report.last_hash);
     if let Some(tree) = &report.checkpoints {
         print_tree(tree)?;
@@ -175,6 +190,12 @@ fn print_tree(tree: &CheckpointReport) -> anyhow::Result<()> {
         tree.stored,
         tree.checked
     );
+    if tree.retired > 0 {
+        outln!(
+            "  {} checkpoints cover only retired records and were not checked",
+            tree.retired
+        );
+    }
     match (tree.anchor_size, tree.anchor_checked) {
         (None, _) => outln!(
             "  no anchor: records cut off the end, or rewritten with the record key, are \
