@@ -696,6 +696,13 @@ pub enum AuditEvent {
         records: u64,
         /// SHA-256 of the closed file's exact bytes.
         sha256: Digest,
+        /// RFC 9162 Merkle root of the segment's own records: leaf `i` is
+        /// its `i`-th record, hashed as in [`crate::logtree`] (the SHA-256
+        /// of the record's line as leaf data), so a record of an archived
+        /// segment can be proven in it. The verifier recomputes it while
+        /// streaming. Absent in manifests written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root: Option<Digest>,
     },
     /// Retention retired the oldest closed segments: each was deleted, or
     /// moved to an archive directory. Written before any file is removed
@@ -908,6 +915,9 @@ pub struct RetiredSegment {
     pub records: u64,
     /// SHA-256 of the file's exact bytes.
     pub sha256: Digest,
+    /// Merkle root of its records, as its manifest's
+    /// [`root`](AuditEvent::SegmentClosed::root).
+    pub root: Digest,
 }
 
 #[cfg(test)]

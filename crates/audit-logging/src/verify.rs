@@ -29,9 +29,11 @@
 //! The writer closes a segment when it reaches its size limit or when a
 //! record falls on another UTC date, and opens the next segment with an
 //! `audit.segment_closed` record that seals the closed segment's file name,
-//! first and last sequence numbers, line count and the SHA-256 of its exact
-//! bytes. The verifier hashes every segment while it streams it (no second
-//! read, constant memory). When the first line of a segment is an
+//! first and last sequence numbers, line count, the SHA-256 of its exact
+//! bytes and the RFC 9162 Merkle root of its own records (leaf `i` its
+//! `i`-th record, leaf data the record line's SHA-256, as in
+//! [`crate::logtree`]). The verifier hashes every segment and recomputes
+//! its tree while it streams it (no second read, O(log n) memory). When the first line of a segment is an
 //! authentic manifest — authenticated under the key of its own epoch,
 //! derived from the audit key however far ahead of the chain it is — it
 //! compares the manifest with the segment it read just before, and names
@@ -80,6 +82,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::AuditKey;
 use crate::forward::EpochKey;
+use crate::merkle::CompactRange;
 use crate::record::{GENESIS_HASH, RawRecord, line_hash};
 use crate::retention::{BASE_FILE, BaseError, RetentionBase};
 use crate::store::lines::{LineInfo, LineReader};
@@ -145,7 +148,7 @@ pub enum FindingKind {
     /// The two leave the same files behind.
     SegmentShortened,
     /// A closed segment holds the records its manifest names, but not the
-    /// bytes it sealed (or more records than it sealed): it was rewritten
+    /// bytes (or the Merkle root) it sealed, or more records than it sealed: it was rewritten
     /// after it was closed, by someone able to make its records
     /// authenticate (see the [module docs](self) on forward security).
     SegmentAltered,
@@ -456,6 +459,7 @@ pub(crate) fn verify_dir_observed(
         chain.report.segments = chain.report.segments.saturating_add(1);
         let mut first_in_segment = true;
         let mut lines_read = 0u64;
+        let mut segment_tree = CompactRange::new();
         while let Some(info) = lines.next_line(&mut buf).map_err(io_at(path))? {
             lines_read = lines_read.saturating_add(1);
             if first_in_segment
@@ -482,6 +486,9 @@ pub(crate) fn verify_dir_observed(
                 progress(Progress { done: total, total });
                 return Ok(chain.report);
             }
+            // Fails only past 2^64 leaves, which sequence numbers rule out;
+            // the root would then differ from the manifest's and say so.
+            let _ = segment_tree.append(crate::logtree::leaf_of_line_hash(&chain.last_hash));
             first_in_segment = false;
             last = Some(place);
             if info.number % 4096 == 0 {
@@ -502,6 +509,7 @@ pub(crate) fn verify_dir_observed(
             last_seq: chain.last_seq,
             records: lines_read,
             sha256: sha256.finalize().into(),
+            root: segment_tree.root().0,
         });
         progress(Progress {
             done: done.min(total),
@@ -558,6 +566,10 @@ impl<R: Read> Read for HashingReader<'_, R> {
     }
 }
 
+/// What an `audit.segment_closed` manifest seals: name, first and last
+/// sequence numbers, records, file digest, records' root (if sealed).
+type SealedManifest = (String, u64, u64, u64, [u8; 32], Option<[u8; 32]>);
+
 /// A segment as the verifier read it, every record of it good.
 pub(crate) struct SegmentSeen {
     path: PathBuf,
@@ -565,6 +577,8 @@ pub(crate) struct SegmentSeen {
     last_seq: u64,
     records: u64,
     sha256: [u8; 32],
+    /// Merkle root of the segment's own records.
+    root: [u8; 32],
 }
 
 /// Most key epochs the verifier derives ahead of the chain to authenticate
@@ -855,7 +869,7 @@ impl Chain {
         let Some(sealed) = self.authentic_manifest(line, info) else {
             return Ok(());
         };
-        let (name, first, last, records, sha256) = sealed;
+        let (name, first, last, records, sha256, root) = sealed;
         let expected_seq = self.last_seq.saturating_add(1);
         // The name is joined to the directory below: it must be the
         // segment name of its own first record, nothing else.
@@ -919,8 +933,15 @@ impl Chain {
                 ),
             ));
         }
-        if (seen.first_seq, seen.last_seq, seen.records, seen.sha256)
-            != (first, last, records, sha256)
+        // A manifest from before roots were sealed is held to the rest.
+        let root = root.unwrap_or(seen.root);
+        if (
+            seen.first_seq,
+            seen.last_seq,
+            seen.records,
+            seen.sha256,
+            seen.root,
+        ) != (first, last, records, sha256, root)
         {
             return Err(finding(
                 FindingKind::SegmentAltered,
@@ -932,12 +953,9 @@ impl Chain {
     }
 
     /// The fields of `line`'s manifest (name, first and last seq, records,
-    /// file digest), if it is an authentic `audit.segment_closed` record.
-    fn authentic_manifest(
-        &self,
-        line: &[u8],
-        info: LineInfo,
-    ) -> Option<(String, u64, u64, u64, [u8; 32])> {
+    /// file digest, records' root if sealed), if it is an authentic
+    /// `audit.segment_closed` record.
+    fn authentic_manifest(&self, line: &[u8], info: LineInfo) -> Option<SealedManifest> {
         if !info.terminated || info.is_oversized() {
             return None;
         }
@@ -964,6 +982,7 @@ impl Chain {
                 last_seq,
                 records,
                 sha256,
+                root,
                 ..
             } => Some((
                 segment.as_str().to_owned(),
@@ -971,6 +990,7 @@ impl Chain {
                 last_seq,
                 records,
                 sha256.0,
+                root.map(|r| r.0),
             )),
             _ => None,
         }
@@ -1249,6 +1269,70 @@ mod tests {
         assert_eq!((f.kind, f.line), (FindingKind::Malformed, 1), "{f}");
         assert_eq!(f.segment, second);
         assert!(f.detail.contains("../../etc/passwd"), "{f}");
+    }
+
+    /// The manifest's Merkle root is held to the segment's records even
+    /// when everything else in it matches.
+    #[test]
+    fn a_manifest_sealing_another_root_reports_the_segment_altered() {
+        use crate::record::encode;
+        use crate::store::{Store, tests::test_config};
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::generate().unwrap();
+        let (mut store, _) = Store::open(dir.path(), Some(&key), test_config(1500)).unwrap();
+        let event = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
+        for _ in 0..4 {
+            store.append(event).unwrap();
+        }
+        store.sync().unwrap();
+        drop(store);
+        assert!(verify_dir(dir.path(), &key).unwrap().is_intact());
+
+        let second = list_segments(dir.path()).unwrap()[1].1.clone();
+        let text = std::fs::read_to_string(&second).unwrap();
+        let manifest = RawRecord::parse(text.lines().next().unwrap().as_bytes()).unwrap();
+        let crate::AuditEvent::SegmentClosed {
+            root: Some(root), ..
+        } = manifest.event().unwrap()
+        else {
+            panic!("the manifest seals a root");
+        };
+        let json = manifest
+            .event
+            .get()
+            .replace(&root.to_hex(), &"ab".repeat(32));
+        // Re-made with the key, and the next record relinked to it.
+        let forged = encode(
+            manifest.seq,
+            manifest.ts,
+            &EpochKey::first(&key),
+            None,
+            &manifest.prev,
+            &json,
+        );
+        let mut bytes = forged.clone();
+        bytes.push(b'\n');
+        let mut prev = line_hash(&forged);
+        for line in text.lines().skip(1) {
+            let rec = RawRecord::parse(line.as_bytes()).unwrap();
+            let line = encode(
+                rec.seq,
+                rec.ts,
+                &EpochKey::first(&key),
+                None,
+                &prev,
+                rec.event.get(),
+            );
+            prev = line_hash(&line);
+            bytes.extend_from_slice(&line);
+            bytes.push(b'\n');
+        }
+        std::fs::write(&second, bytes).unwrap();
+
+        let f = verify_dir(dir.path(), &key).unwrap().finding.unwrap();
+        assert_eq!(f.kind, FindingKind::SegmentAltered, "{f}");
+        assert_eq!(f.segment, list_segments(dir.path()).unwrap()[0].1);
     }
 
     #[test]

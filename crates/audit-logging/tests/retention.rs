@@ -307,13 +307,19 @@ fn archived_segments_are_moved_owner_only_and_still_hash_to_their_manifests() {
         assert_eq!(sealed.sha256.to_hex(), digests[i]);
     }
     let AuditEvent::SegmentClosed {
-        segment, sha256, ..
+        segment,
+        sha256,
+        root,
+        ..
     } = &manifests[0]
     else {
         unreachable!()
     };
     let last = report.retired.last().unwrap();
-    assert_eq!((segment, sha256), (&last.segment, &last.sha256));
+    assert_eq!(
+        (segment, sha256, root),
+        (&last.segment, &last.sha256, &Some(last.root))
+    );
     let [AuditEvent::SegmentsRetired { archived_to, .. }] = &retirements(dir.path())[..] else {
         panic!("one retirement record expected");
     };

@@ -279,6 +279,7 @@ pub(crate) fn all() -> Vec<AuditEvent> {
             last_seq: 41,
             records: 41,
             sha256: d,
+            root: Some(d),
         },
         E::SegmentsRetired {
             timestamp: t,
@@ -294,6 +295,7 @@ pub(crate) fn all() -> Vec<AuditEvent> {
                 last_seq: 41,
                 records: 41,
                 sha256: d,
+                root: d,
             }],
         },
         E::LoggerStopped {

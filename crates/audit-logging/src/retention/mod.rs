@@ -24,7 +24,7 @@
 //!    must still link to the one before it.
 //! 3. An `audit.segments_retired` record goes into the chain through the
 //!    logger and is fsynced: each segment's name, sequence range, line
-//!    count and SHA-256, whether the files were deleted or the directory
+//!    count, SHA-256 and Merkle root, whether the files were deleted or the directory
 //!    they were moved to, the anchor size relied on, and the *cut*: the
 //!    first kept record, the line hash and key epoch of the last retired
 //!    record, and the Merkle root of the retired records.
@@ -507,6 +507,7 @@ impl Scan {
         let file = fs::open_read(path).map_err(io)?;
         let mut lines = LineReader::new(BufReader::with_capacity(1 << 16, file));
         let mut sha256 = Sha256::new();
+        let mut own = CompactRange::new();
         let mut buf = Vec::new();
         let mut records = 0u64;
         let mut newest: Option<DateTime<Utc>> = None;
@@ -522,6 +523,7 @@ impl Scan {
                 )));
             }
             crate::logtree::append_line(&mut self.tree, &buf).map_err(io)?;
+            crate::logtree::append_line(&mut own, &buf).map_err(io)?;
             sha256.update(&buf);
             sha256.update(b"\n");
             self.last_seq = rec.seq;
@@ -537,6 +539,7 @@ impl Scan {
                 last_seq: self.last_seq,
                 records,
                 sha256: Digest(sha256.finalize().into()),
+                root: Digest(own.root().0),
             },
             newest,
         })

@@ -13,8 +13,9 @@
 //!
 //! The first record of every segment but the first is an
 //! `audit.segment_closed` manifest of the segment before it: its name, first
-//! and last sequence numbers, record count and the SHA-256 of its exact
-//! bytes. The digest is kept up to date as bytes are written, so closing a
+//! and last sequence numbers, record count, the SHA-256 of its exact
+//! bytes and the Merkle root of its records (see
+//! [`AuditEvent::SegmentClosed`](crate::AuditEvent::SegmentClosed)). The digest is kept up to date as bytes are written, so closing a
 //! segment reads nothing back; opening a store hashes its newest segment
 //! once (at most one segment's size, after any torn tail is cut) to pick
 //! the digest up where it was. Being in the chain, the manifest is authenticated like any
@@ -320,6 +321,7 @@ impl Store {
             last_seq: self.head.last_seq,
             records: closed.records,
             sha256: closed.sha256,
+            root: Some(closed.root),
         };
         serde_json::to_string(&event).map_err(io::Error::other)
     }
@@ -390,6 +392,7 @@ impl Store {
             self.segment_day = Some(ts.date_naive());
         }
         let line_hash = record::line_hash(&line);
+        self.segment_digest.add_record(&line_hash)?;
         if let Some(tree) = &mut self.tree {
             tree.append(crate::logtree::leaf_of_line_hash(&line_hash))
                 .map_err(io::Error::other)?;
@@ -463,25 +466,44 @@ impl Store {
 /// before a record that might not fit.
 const RECORD_ENVELOPE_BYTES: u64 = 384;
 
-/// The running SHA-256 and line count of a segment's bytes.
+/// The running SHA-256 and line count of a segment's bytes, and the Merkle
+/// tree of its records.
 #[derive(Default, Clone)]
 struct SegmentDigest {
     sha256: Sha256,
     lines: u64,
+    /// The records' leaves (as in [`crate::logtree`]), added as records
+    /// are queued for this segment: a segment's own tree, leaf 0 its first
+    /// record.
+    tree: crate::merkle::CompactRange,
 }
 
 impl SegmentDigest {
-    /// The digest of a file's bytes as they are, read in constant memory.
+    /// The digest and tree of a file's bytes as they are, read in constant
+    /// memory. Each line is hashed as it streams past, so a line longer
+    /// than the read buffer costs nothing extra.
     fn of_file(path: &Path) -> io::Result<Self> {
         let mut file = fs::open_read(path)?;
         let mut digest = SegmentDigest::default();
+        let mut line = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            match file.read(&mut buf) {
+            let n = match file.read(&mut buf) {
                 Ok(0) => return Ok(digest),
-                Ok(n) => digest.update(buf.get(..n).unwrap_or_default()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
+            };
+            let chunk = buf.get(..n).unwrap_or_default();
+            digest.update(chunk);
+            let mut pieces = chunk.split(|&b| b == b'\n').peekable();
+            while let Some(piece) = pieces.next() {
+                line.update(piece);
+                // Every piece but the last ended at a newline.
+                if pieces.peek().is_some() {
+                    let hash: [u8; 32] = std::mem::take(&mut line).finalize().into();
+                    digest.add_record(&hash)?;
+                }
             }
         }
     }
@@ -492,12 +514,20 @@ impl SegmentDigest {
         self.lines = self.lines.saturating_add(lines);
     }
 
+    /// Adds the record whose line hashes to `line_hash` to the tree.
+    fn add_record(&mut self, line_hash: &[u8; 32]) -> io::Result<()> {
+        self.tree
+            .append(crate::logtree::leaf_of_line_hash(line_hash))
+            .map_err(io::Error::other)
+    }
+
     /// What a manifest says of the segment named for `first_seq`.
     fn seal(self, first_seq: u64) -> Sealed {
         Sealed {
             first_seq,
             sha256: Digest(self.sha256.finalize().into()),
             records: self.lines,
+            root: Digest(self.tree.root().0),
         }
     }
 }
@@ -508,6 +538,7 @@ struct Sealed {
     first_seq: u64,
     sha256: Digest,
     records: u64,
+    root: Digest,
 }
 
 fn lock_dir(dir: &Path) -> Result<File, OpenError> {

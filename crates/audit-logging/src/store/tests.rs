@@ -361,11 +361,32 @@ fn assert_manifests_match(dir: &Path) {
                 last_seq: last,
                 records: lines.len() as u64,
                 sha256: Digest(Sha256::digest(&bytes).into()),
+                root: Some(Digest(records_root(&lines).0)),
             },
             "the manifest at the start of {}",
             next.display()
         );
     }
+}
+
+/// The RFC 9162 root over `lines`, computed from the leaves with the
+/// reference definition (not the writer's frontier).
+fn records_root(lines: &[&[u8]]) -> crate::merkle::Hash {
+    let leaves: Vec<crate::merkle::Hash> = lines
+        .iter()
+        .map(|l| crate::merkle::leaf_hash(&Sha256::digest(l)))
+        .collect();
+    fn mth(leaves: &[crate::merkle::Hash]) -> crate::merkle::Hash {
+        match leaves.len() {
+            0 => crate::merkle::EMPTY_ROOT,
+            1 => leaves[0],
+            n => {
+                let k = n.next_power_of_two() / 2;
+                crate::merkle::node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
+            }
+        }
+    }
+    mth(&leaves)
 }
 
 #[test]
