@@ -33,7 +33,8 @@
 //!   start and the repair itself is recorded. A segment is closed at a size
 //!   limit ([`LoggerConfig::max_segment_bytes`]) or when the UTC date
 //!   changes, and the next segment opens with an `audit.segment_closed`
-//!   record that seals the closed file's name, records and SHA-256.
+//!   record that seals the closed file's name, records, SHA-256 and the
+//!   Merkle root of its records.
 //! - [`verify_dir`] proves a directory: it streams every record, checks
 //!   authenticators, numbering and links and every closed segment against
 //!   its manifest, and names the first bad record or segment
@@ -48,6 +49,10 @@
 //!   and against an *anchor* — a checkpoint exported and kept elsewhere —
 //!   which catches records cut off the end and a history rewritten with a
 //!   stolen record key. [`logtree`] explains the layout and the limits.
+//! - [`retention::retire`] deletes or archives the oldest closed segments
+//!   once they are past a retention time and an anchor covers them,
+//!   recording in the chain what it removed; the verifier then starts the
+//!   trail at the cut and holds the cut against that record.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -94,9 +99,12 @@
 //!   writer stops (the error is sticky and reported to every caller,
 //!   waiting durable emits included) rather than retrying; a durable emit
 //!   that failed says nothing about whether its record reached the disk.
-//! - There is no retention: segments are kept until someone removes them,
-//!   and removing the oldest ones makes the trail fail to verify
-//!   (`segment_missing`).
+//! - Retention ([`retention::retire`]) needs the audit key and an anchor that
+//!   covers what it retires, and nothing schedules it. After it, proofs
+//!   ([`logtree::prove_inclusion`], [`logtree::prove_consistency`]) are
+//!   refused, and an anchor older than the cut cannot be checked
+//!   ([`verify::VerifyError::AnchorRetired`]). Segments removed any other
+//!   way make the trail fail to verify (`segment_missing`).
 //! - The queue is bounded in events, not bytes, and has no room reserved for
 //!   critical events; dropped events are counted in [`Stats`] and in the
 //!   stop record, not yet written into the chain as they happen.

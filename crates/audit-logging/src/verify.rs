@@ -72,6 +72,18 @@
 //!
 //! [`query::query`](crate::query::query) with a key checks the chain but
 //! not the manifests; `verify` does both.
+//!
+//! # Trails with retired segments
+//!
+//! After [`retention`](crate::retention) retired the oldest segments, the
+//! chain starts at the cut in `retired.json` instead of at record 1: the
+//! first kept record must link to the last retired one's line hash, in
+//! the key epoch the file names. Segments before the cut that are still in
+//! the directory (an interrupted retention) are not read. The file is
+//! checked at the end of the trail against the newest authentic
+//! `audit.segments_retired` record ([`FindingKind::RetirementUnrecorded`],
+//! [`FindingKind::RetirementMismatch`], [`FindingKind::RetirementInvalid`]);
+//! [`VerifyReport::retired_records`] says how many records came before.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read};

@@ -34,7 +34,11 @@
 //!   segment once (O(log n) memory, O(n) reading). It does not trust a
 //!   persisted tree state: a state file is one more thing an attacker could
 //!   edit, and a wrong frontier would make every later checkpoint sign a
-//!   tree that is not the log's. While streaming it checks that the
+//!   tree that is not the log's. The one exception is a trail whose oldest
+//!   segments were retired: the tree then starts from the frontier of the
+//!   retired records in `retired.json` (see [`crate::retention`]), which
+//!   the verifier holds against the chain's retirement record and any
+//!   anchor past the cut. While streaming it checks that the
 //!   rebuilt tree matches the newest stored checkpoint that is what its
 //!   file name says (a signed note of this log, verifying under the
 //!   writer's own key, of the size its name claims; others are skipped with
@@ -63,6 +67,9 @@
 //! so [`check_proof`] checks it with nothing but the checkpoint verifier key.
 //! It proves what the checkpoints say; it does not check record macs (that
 //! needs the audit key) and is only as recent as the checkpoints it carries.
+//! Proofs are built from every leaf from the first, so they are refused
+//! once [`retention`](crate::retention) retired the oldest segments (a
+//! proof written before still checks).
 //!
 //! # What this does not prove
 //!
