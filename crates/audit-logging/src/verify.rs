@@ -79,9 +79,9 @@
 //! chain starts at the cut in `retired.json` instead of at record 1: the
 //! first kept record must link to the last retired one's line hash, in
 //! the key epoch the file names. Segments before the cut that are still in
-//! the directory (an interrupted retention) are not read. The file is
-//! checked at the end of the trail against the newest authentic
-//! `audit.segments_retired` record ([`FindingKind::RetirementUnrecorded`],
+//! the directory (an interrupted retention) are not read. By the end of the
+//! trail an authentic `audit.segments_retired` record must have named the
+//! file's cut exactly ([`FindingKind::RetirementUnrecorded`],
 //! [`FindingKind::RetirementMismatch`], [`FindingKind::RetirementInvalid`]);
 //! [`VerifyReport::retired_records`] says how many records came before.
 
@@ -168,11 +168,11 @@ pub enum FindingKind {
     /// not a retention base: unreadable as one, a symbolic link, or naming
     /// a key epoch out of reach. See [`crate::retention`].
     RetirementInvalid,
-    /// An authentic `audit.segments_retired` record does not name the cut
-    /// `retired.json` describes (first kept record, last retired line hash,
-    /// its key epoch, the retired records' Merkle root): the base was edited
-    /// (to skip further segments, say) or put back from an older retention,
-    /// or the record names a cut after itself.
+    /// No authentic `audit.segments_retired` record in the trail names the
+    /// cut `retired.json` describes (first kept record, last retired line
+    /// hash, its key epoch, the retired records' Merkle root), though one
+    /// names another: the base was edited (to skip further segments, say).
+    /// Also a retirement record that names a cut after itself.
     RetirementMismatch,
     /// `retired.json` says records were retired, but no authentic
     /// `audit.segments_retired` record in the trail says so: segments were
@@ -643,6 +643,11 @@ pub(crate) struct Chain {
     last_hash: [u8; 32],
     /// The first record the trail holds: 1, or the retention cut.
     pub(crate) kept_from: u64,
+    /// The cut `retired.json` names, if the trail has one, as a record's
+    /// fields compare with it (first kept, last retired hash, epoch, root).
+    base_cut: Option<(u64, [u8; 32], u64, [u8; 32])>,
+    /// Whether an authentic retirement record named exactly that cut.
+    base_confirmed: bool,
     /// The newest authentic retirement record met so far.
     recorded_cut: Option<RecordedCut>,
     report: VerifyReport,
@@ -656,6 +661,8 @@ impl Chain {
             last_seq: 0,
             last_hash: GENESIS_HASH,
             kept_from: 1,
+            base_cut: None,
+            base_confirmed: false,
             recorded_cut: None,
             report: VerifyReport {
                 segments: 0,
@@ -691,6 +698,12 @@ impl Chain {
         chain.last_seq = base.retired_records();
         chain.last_hash = base.last_retired_hash().0;
         chain.kept_from = base.first_kept_seq();
+        chain.base_cut = Some((
+            base.first_kept_seq(),
+            base.last_retired_hash().0,
+            epoch,
+            base.tree().root().0,
+        ));
         chain.report.retired_records = base.retired_records();
         chain.report.last_seq = chain.last_seq;
         chain.report.last_hash = hex::encode(chain.last_hash);
@@ -698,8 +711,8 @@ impl Chain {
     }
 
     /// Remembers the cut an authentic `audit.segments_retired` record
-    /// names. A record that names a cut after itself, or before the cut of
-    /// an earlier retirement, is a finding: no retention writes one.
+    /// names, and whether it is the base's. A record that names a cut after
+    /// itself is a finding: no retention writes one.
     pub(crate) fn note_retirement(
         &mut self,
         rec: &RawRecord,
@@ -715,8 +728,7 @@ impl Chain {
         else {
             return Ok(());
         };
-        let previous = self.recorded_cut.as_ref().map_or(1, |c| c.first_kept_seq);
-        if first_kept_seq > rec.seq || first_kept_seq < previous {
+        if first_kept_seq > rec.seq {
             return Err(Finding {
                 kind: FindingKind::RetirementMismatch,
                 segment: at.segment.to_owned(),
@@ -724,16 +736,20 @@ impl Chain {
                 offset: at.offset,
                 expected_seq: rec.seq,
                 detail: format!(
-                    "record {} says the trail was cut before record {first_kept_seq}, which is \
-                     {}",
-                    rec.seq,
-                    if first_kept_seq > rec.seq {
-                        "after the record itself".to_owned()
-                    } else {
-                        format!("before the earlier retention's cut at record {previous}")
-                    }
+                    "record {} says the trail was cut before record {first_kept_seq}, after the \
+                     record itself",
+                    rec.seq
                 ),
             });
+        }
+        let cut = (
+            first_kept_seq,
+            last_retired_hash.0,
+            last_retired_epoch,
+            retired_root.0,
+        );
+        if self.base_cut == Some(cut) {
+            self.base_confirmed = true;
         }
         self.recorded_cut = Some(RecordedCut {
             first_kept_seq,
@@ -748,8 +764,12 @@ impl Chain {
         Ok(())
     }
 
-    /// At the end of a trail that begins after `base`: the newest
-    /// retirement record must name exactly that cut.
+    /// At the end of a trail that begins after `base`: an authentic
+    /// retirement record must have named exactly that cut. Usually it is
+    /// the newest; an earlier one is as good (a retention interrupted after
+    /// its record and before `retired.json` leaves that), since every
+    /// record from the base on was then read and checked: nothing the
+    /// newer record retired is missing.
     pub(crate) fn check_base(
         &self,
         base: Option<&RetentionBase>,
@@ -758,6 +778,9 @@ impl Chain {
         let Some(base) = base else {
             return Ok(());
         };
+        if self.base_confirmed {
+            return Ok(());
+        }
         let first = base.first_kept_seq();
         let Some(cut) = &self.recorded_cut else {
             return Err(base_finding(
@@ -772,41 +795,26 @@ impl Chain {
                 ),
             ));
         };
-        let found = (
-            base.first_kept_seq(),
-            base.last_retired_hash().0,
-            base.last_retired_epoch(),
-            base.tree().root().0,
-        );
-        let recorded = (
-            cut.first_kept_seq,
-            cut.last_retired_hash,
-            cut.last_retired_epoch,
-            cut.retired_root,
-        );
-        if found != recorded {
-            return Err(Finding {
-                kind: FindingKind::RetirementMismatch,
-                segment: cut.segment.clone(),
-                line: cut.line,
-                offset: cut.offset,
-                expected_seq: cut.seq,
-                detail: format!(
-                    "the newest retirement record (record {}) cut the trail before record {} \
-                     (last retired line {}, epoch {}, retired root {}), but {BASE_FILE} cuts it \
-                     before record {first} (line {}, epoch {}, root {})",
-                    cut.seq,
-                    cut.first_kept_seq,
-                    hex::encode(cut.last_retired_hash),
-                    cut.last_retired_epoch,
-                    hex::encode(cut.retired_root),
-                    base.last_retired_hash().to_hex(),
-                    base.last_retired_epoch(),
-                    base.tree().root().to_hex(),
-                ),
-            });
-        }
-        Ok(())
+        Err(Finding {
+            kind: FindingKind::RetirementMismatch,
+            segment: cut.segment.clone(),
+            line: cut.line,
+            offset: cut.offset,
+            expected_seq: cut.seq,
+            detail: format!(
+                "no retirement record names the cut {BASE_FILE} makes: the newest (record {}) \
+                 cut the trail before record {} (last retired line {}, epoch {}, retired root \
+                 {}), but {BASE_FILE} cuts it before record {first} (line {}, epoch {}, root {})",
+                cut.seq,
+                cut.first_kept_seq,
+                hex::encode(cut.last_retired_hash),
+                cut.last_retired_epoch,
+                hex::encode(cut.retired_root),
+                base.last_retired_hash().to_hex(),
+                base.last_retired_epoch(),
+                base.tree().root().to_hex(),
+            ),
+        })
     }
 
     /// The key `rec` must be authenticated with: the current epoch's, or

@@ -559,3 +559,65 @@ fn a_retired_trail_does_not_verify_under_another_key() {
     let report = audit_logging::verify_dir(dir.path(), &other).unwrap();
     assert!(!report.is_intact());
 }
+
+/// A retention interrupted after its record was written and before
+/// `retired.json` was replaced leaves the older base and every segment:
+/// the trail verifies, and the next run retires again.
+#[test]
+fn a_retention_interrupted_after_its_record_leaves_a_trail_that_verifies() {
+    let (dir, signer) = trail(40);
+    retire(
+        dir.path(),
+        &signer,
+        anchor(dir.path(), &signer),
+        &everything_old(),
+    )
+    .unwrap();
+    let first_base = fs::read(dir.path().join(BASE_FILE)).unwrap();
+    write(dir.path(), &signer, 40, 40);
+    let archive = tempfile::tempdir().unwrap();
+    let second = retire(
+        dir.path(),
+        &signer,
+        anchor(dir.path(), &signer),
+        &everything_old().archive_to(archive.path().join("a")),
+    )
+    .unwrap();
+    // Undo steps 4 and 5 of the second run.
+    for s in &second.retired {
+        let name = s.segment.as_str();
+        fs::rename(archive.path().join("a").join(name), dir.path().join(name)).unwrap();
+    }
+    fs::write(dir.path().join(BASE_FILE), first_base).unwrap();
+    assert_eq!(retirements(dir.path()).len(), 2);
+
+    assert_intact(dir.path(), &key());
+    let newest = anchor(dir.path(), &signer);
+    assert_anchored_intact(dir.path(), &signer, newest.clone());
+    retire(dir.path(), &signer, newest.clone(), &everything_old()).unwrap();
+    assert_anchored_intact(dir.path(), &signer, newest);
+}
+
+/// The same leftovers, but with `retired.json` already moved on: the
+/// segments before the cut are not read, and the next run removes them.
+#[test]
+fn segments_left_before_the_cut_are_ignored_and_removed_by_the_next_run() {
+    let (dir, signer) = trail(40);
+    let archive = tempfile::tempdir().unwrap();
+    let first = retire(
+        dir.path(),
+        &signer,
+        anchor(dir.path(), &signer),
+        &everything_old().archive_to(archive.path().join("a")),
+    )
+    .unwrap();
+    let left = first.retired[0].segment.as_str().to_owned();
+    fs::rename(archive.path().join("a").join(&left), dir.path().join(&left)).unwrap();
+    assert_intact(dir.path(), &key());
+
+    let young = RetentionPolicy::new(TimeDelta::days(30));
+    let report = retire(dir.path(), &signer, anchor(dir.path(), &signer), &young).unwrap();
+    assert_eq!(report.finished_from_earlier_run, [left.clone()]);
+    assert!(!dir.path().join(&left).exists());
+    assert_intact(dir.path(), &key());
+}

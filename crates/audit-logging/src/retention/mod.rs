@@ -53,8 +53,10 @@
 //! line hash and key epoch (the audit key derives any epoch's key, see
 //! [`crate::forward`]) and the Merkle frontier at `n`, from which the tree
 //! is recomputed as if the retired leaves were there. The file is
-//! untrusted: at the end of the trail the newest authentic retirement
-//! record must name exactly its cut, or the trail does not verify:
+//! untrusted: by the end of the trail an authentic retirement record (the
+//! newest, unless a retention was interrupted between its record and step
+//! 4, when the records it meant to retire are all still there and checked)
+//! must have named exactly its cut, or the trail does not verify:
 //!
 //! - [`FindingKind::RetirementUnrecorded`]: a `retired.json` and no
 //!   retirement record (segments deleted and a base made up, or the
