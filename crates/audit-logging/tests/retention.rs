@@ -617,7 +617,7 @@ fn segments_left_before_the_cut_are_ignored_and_removed_by_the_next_run() {
 
     let young = RetentionPolicy::new(TimeDelta::days(30));
     let report = retire(dir.path(), &signer, anchor(dir.path(), &signer), &young).unwrap();
-    assert_eq!(report.finished_from_earlier_run, [left.clone()]);
+    assert_eq!(report.finished_from_earlier_run, std::slice::from_ref(&left));
     assert!(!dir.path().join(&left).exists());
     assert_intact(dir.path(), &key());
 }
