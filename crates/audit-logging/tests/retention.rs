@@ -617,7 +617,32 @@ fn segments_left_before_the_cut_are_ignored_and_removed_by_the_next_run() {
 
     let young = RetentionPolicy::new(TimeDelta::days(30));
     let report = retire(dir.path(), &signer, anchor(dir.path(), &signer), &young).unwrap();
-    assert_eq!(report.finished_from_earlier_run, std::slice::from_ref(&left));
+    assert_eq!(
+        report.finished_from_earlier_run,
+        std::slice::from_ref(&left)
+    );
     assert!(!dir.path().join(&left).exists());
     assert_intact(dir.path(), &key());
+}
+
+/// One writer per directory: while a logger runs, retention (and its dry
+/// run) refuse rather than read a trail being appended to.
+#[test]
+fn retention_refuses_while_another_writer_holds_the_trail() {
+    let (dir, signer) = trail(40);
+    let anchor = anchor(dir.path(), &signer);
+    let before = segments(dir.path());
+    let running = AuditLogger::open(config(dir.path(), &signer), key()).unwrap();
+    for policy in [everything_old(), everything_old().dry_run(true)] {
+        let err = retire(dir.path(), &signer, anchor.clone(), &policy).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RetentionError::Open(audit_logging::OpenError::Locked { .. })
+            ),
+            "{err}"
+        );
+    }
+    running.shutdown().unwrap();
+    assert_eq!(segments(dir.path())[..before.len()], before[..]);
 }

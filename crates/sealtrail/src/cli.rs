@@ -225,7 +225,7 @@ pub struct RetentionArgs {
     /// them. A symbolic link, or a directory other users can write to, is refused.
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
-    /// Verify and print what would be retired, changing nothing (no lock is taken).
+    /// Verify and print what would be retired, changing nothing (the writer lock is still taken).
     #[arg(long)]
     pub dry_run: bool,
     /// Checkpoint signing key file, as written by `sealtrail keygen`; used when it exists, so

@@ -5,15 +5,16 @@
 //! writer appends to — that are both past a retention time and covered by
 //! an exported checkpoint (an [`Anchor`]) the operator keeps off the host.
 //! Step by step, holding the writer lock (it opens a logger, as any writer
-//! does) for the whole run:
+//! does, so it fails with [`OpenError::Locked`] while another writer runs)
+//! for the whole run:
 //!
 //! 1. The whole trail is verified with
 //!    [`verify_dir_with_checkpoints`]: every record, every manifest, every
 //!    stored checkpoint under the trusted verifier key, and the anchor,
 //!    which it must extend. Anything short of an intact trail that extends
-//!    the anchor stops the run before anything is written or removed. Then
-//!    the logger is opened (on a dry run, it is not). Records appended
-//!    after the verification are past the anchor, so never retired.
+//!    the anchor stops the run before anything is removed (the logger's own
+//!    start and stop records are all it writes then). A dry run takes the
+//!    writer lock without opening a logger, and writes nothing.
 //! 2. The segments to retire are the oldest closed ones, in log order,
 //!    while each one's every record is at or below the anchor's tree size
 //!    and older than the retention time by its record timestamps. The
@@ -263,13 +264,29 @@ pub fn retire(
     let options = CheckpointOptions::new()
         .trusted_key(trusted.clone())
         .anchor(anchor);
-    let verified = verify(&dir, key, &options)?;
     if policy.dry_run {
+        // The writer lock, so no writer appends while the trail is read,
+        // but no logger: nothing is written.
+        let _lock = crate::store::lock_dir(&dir)?;
+        let verified = verify(&dir, key, &options)?;
         let plan = plan(&dir, anchor_size, policy)?;
         return Ok(plan.report(policy, anchor_size, verified, None, Vec::new()));
     }
-    let logger = AuditLogger::open(config, key.clone())?;
-    let outcome = retire_with(&logger, &dir, verified, anchor_size, policy);
+    let logger = match AuditLogger::open(config, key.clone()) {
+        Ok(logger) => logger,
+        // A logger refuses a trail whose tail or checkpoints do not check
+        // out: say what is wrong with it, as the verifier finds it.
+        Err(
+            e @ (OpenError::CorruptTail { .. }
+            | OpenError::TailNotAuthentic { .. }
+            | OpenError::CheckpointMismatch { .. }),
+        ) => {
+            verify(&dir, key, &options)?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let outcome = retire_with(&logger, &dir, key, &options, anchor_size, policy);
     // The stop record is written however the run went.
     let stopped = logger.shutdown();
     let report = outcome?;
@@ -281,14 +298,15 @@ pub fn retire(
 fn retire_with(
     logger: &AuditLogger,
     dir: &Path,
-    verified: VerifyReport,
+    key: &AuditKey,
+    options: &CheckpointOptions,
     anchor_size: u64,
     policy: &RetentionPolicy,
 ) -> Result<RetentionReport, RetentionError> {
     // Its start record on disk (it may have closed the segment that was
-    // open), the writer is idle until the record below. Whatever was
-    // appended since the verification is past the anchor, so never retired.
+    // open), the writer is idle until the record below.
     logger.flush()?;
+    let verified = verify(dir, key, options)?;
     let plan = plan(dir, anchor_size, policy)?;
     let mut record_seq = None;
     if let Some(cut) = &plan.cut {

@@ -541,7 +541,8 @@ struct Sealed {
     root: Digest,
 }
 
-fn lock_dir(dir: &Path) -> Result<File, OpenError> {
+/// Takes the exclusive writer lock of `dir`, held while the file lives.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, OpenError> {
     let path = dir.join(LOCK_FILE);
     let file = fs::open_lock_file(&path).map_err(|source| OpenError::Io {
         path: path.clone(),
