@@ -147,6 +147,13 @@ pub struct CheckpointReport {
 /// truncation at record 1 when a checkpoint or the anchor says it held
 /// records, and [`VerifyError::Empty`] otherwise. The report's [`checkpoints`](VerifyReport::checkpoints) says what
 /// was checked. Like the chain checks, it stops at the first finding.
+///
+/// On a trail whose oldest segments were [retired](crate::retention), the
+/// tree starts from the retired records' frontier in `retired.json`:
+/// stored checkpoints of no more records are skipped (counted in
+/// [`CheckpointReport::retired`]), and an anchor of fewer records than
+/// were retired is [`VerifyError::AnchorRetired`] unless the trail has a
+/// finding anyway.
 pub fn verify_dir_with_checkpoints(
     dir: &Path,
     key: &AuditKey,
