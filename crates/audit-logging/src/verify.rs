@@ -361,9 +361,7 @@ pub(crate) trait RecordObserver {
     /// The trail begins after the retention cut `base` (not yet
     /// authenticated: the chain checks it against its retirement record).
     /// Called before any record.
-    fn base(&mut self, _base: &RetentionBase) -> Result<(), VerifyError> {
-        Ok(())
-    }
+    fn base(&mut self, _base: &RetentionBase) {}
     /// Record `seq`, whose whole line is `line`, passed.
     fn record(&mut self, line: &[u8], seq: u64, at: Place<'_>) -> Result<(), Finding>;
     /// The log ended without a chain finding; `last` is its last record.
@@ -417,7 +415,7 @@ pub(crate) fn verify_dir_observed(
         }
     };
     if let Some(base) = &base {
-        observer.base(base)?;
+        observer.base(base);
     }
     // Segments before the cut are retired: a crash between recording the
     // retirement and removing them leaves them behind, and they are no

@@ -338,7 +338,7 @@ impl RecordObserver for TreeCheck<'_> {
     /// anchor within them cannot be either, which is an error (unless the
     /// trail has a finding anyway): it would pass without being held
     /// against the anchor.
-    fn base(&mut self, base: &RetentionBase) -> Result<(), VerifyError> {
+    fn base(&mut self, base: &RetentionBase) {
         let retired = base.retired_records();
         if let Some(anchor) = &self.options.anchor
             && anchor.checkpoint.size() < retired
@@ -352,7 +352,6 @@ impl RecordObserver for TreeCheck<'_> {
         while self.stored.next_if(|(s, _)| *s <= retired).is_some() {
             self.report.retired = self.report.retired.saturating_add(1);
         }
-        Ok(())
     }
 
     fn record(&mut self, line: &[u8], seq: u64, at: Place<'_>) -> Result<(), Finding> {
