@@ -28,7 +28,10 @@
 //! [`VramManager::verify_sealed`] checks the signature, then recomputes the
 //! digest from device memory; [`VramManager::deallocate`] checks the
 //! signature and frees the memory, after which every copy of the handle is
-//! refused. With the `fault-injection` feature,
+//! refused. [`VramManager::reverify_all`] checks every resident shard at
+//! once, and [`VramManager::spawn_reverifier`] does so periodically on a
+//! thread of its own, reporting what each pass found and cost
+//! ([`ReverifyReport`]). With the `fault-injection` feature,
 //! `VramManager::corrupt_resident_byte` flips a bit in device memory so a
 //! demo can show the next verification failing.
 //!
@@ -146,8 +149,8 @@ pub use error::{
     VerifyError,
 };
 pub use manager::{
-    DEFAULT_MAX_SHARD_BYTES, ManagerConfig, SealModelOptions, SealProgress, SealedModel, ShardSpec,
-    UPLOAD_CHUNK_BYTES, VramManager,
+    DEFAULT_MAX_SHARD_BYTES, ManagerConfig, Reverifier, ReverifyFailure, ReverifyReport,
+    SealModelOptions, SealProgress, SealedModel, ShardSpec, UPLOAD_CHUNK_BYTES, VramManager,
 };
 pub use model::{SafetensorsFile, TensorEntry};
 pub use seal::{KeyId, SealKey, SealedShard, Signature};

@@ -156,6 +156,7 @@ impl<B: VramBackend> VramManager<B> {
             alloc,
             bytes,
             shard_id: spec.shard_id.clone(),
+            seal: None,
         };
         let handle = self
             .table_write()
@@ -181,6 +182,7 @@ impl<B: VramBackend> VramManager<B> {
                 return Err(SealError::Sign(error));
             }
         }
+        self.table_write().set_seal(shard.clone());
         self.audit.sealed(&shard);
         tracing::debug!(shard_index = spec.shard_index, bytes, "shard sealed");
         Ok(shard)
