@@ -28,7 +28,10 @@
 //! [`VramManager::verify_sealed`] checks the signature, then recomputes the
 //! digest from device memory; [`VramManager::deallocate`] checks the
 //! signature and frees the memory, after which every copy of the handle is
-//! refused. With the `fault-injection` feature,
+//! refused. [`VramManager::reverify_all`] checks every resident shard at
+//! once, and [`VramManager::spawn_reverifier`] does so periodically on a
+//! thread of its own, reporting what each pass found and cost
+//! ([`ReverifyReport`]). With the `fault-injection` feature,
 //! `VramManager::corrupt_resident_byte` flips a bit in device memory so a
 //! demo can show the next verification failing.
 //!
@@ -61,8 +64,8 @@
 //! # Trust model
 //!
 //! What a seal proves: the bytes resident in the backend's memory had, at
-//! seal time and at each later verification, the SHA-256 recorded in the
-//! seal, and nobody without the manager's key has changed any field of the
+//! seal time and at each later verification, the digest recorded in the
+//! seal (a Merkle root over 16 KiB chunks, see [`digest`]), and nobody without the manager's key has changed any field of the
 //! handle. Verification reads the digest from the memory where the shard
 //! lives, not from a host copy. Handles carry no addresses; a forged,
 //! edited or stale handle is refused before it reaches the device.
@@ -98,11 +101,11 @@
 //!   crate seals today is in device memory. A CUDA backend is planned; the
 //!   trait already takes offsets for chunked uploads and leaves digesting to
 //!   the backend.
-//! - **Whole-shard SHA-256.** A digest is one SHA-256 over the whole
-//!   allocation, computed by the backend. That matches published model
-//!   digests but is sequential; a chunked Merkle digest computed on the
-//!   device, which would verify a model in a fraction of a second without
-//!   copying it, is not done yet.
+//! - **Digests on the CPU only.** The seal digest is a Merkle root over
+//!   16 KiB chunks ([`digest`]), which [`HostBackend`] computes on all
+//!   cores. The same leaf hash is written for a GPU
+//!   (`kernels/chunk_sha256.c`) and tested on the CPU, but nothing runs it
+//!   on a device until the CUDA backend exists.
 //! - **Seals are per process.** A handle names a slot in one manager's
 //!   table, so it cannot be checked by another process even with the same
 //!   key.
@@ -129,6 +132,7 @@
 )]
 
 pub mod backend;
+pub mod digest;
 pub mod error;
 mod manager;
 pub mod model;
@@ -145,8 +149,8 @@ pub use error::{
     VerifyError,
 };
 pub use manager::{
-    DEFAULT_MAX_SHARD_BYTES, ManagerConfig, SealModelOptions, SealProgress, SealedModel, ShardSpec,
-    UPLOAD_CHUNK_BYTES, VramManager,
+    DEFAULT_MAX_SHARD_BYTES, ManagerConfig, Reverifier, ReverifyFailure, ReverifyReport,
+    SealModelOptions, SealProgress, SealedModel, ShardSpec, UPLOAD_CHUNK_BYTES, VramManager,
 };
 pub use model::{SafetensorsFile, TensorEntry};
 pub use seal::{KeyId, SealKey, SealedShard, Signature};

@@ -91,7 +91,7 @@ pub fn print_rows(rows: &[ShardRow]) -> anyhow::Result<()> {
         "  {:>5}  {:>12}  {:<64}  RESULT",
         "SHARD",
         "BYTES",
-        "SEALED DIGEST (SHA-256)"
+        "SEALED DIGEST (SHA-256 MERKLE, 16 KiB CHUNKS)"
     );
     for row in rows {
         let result = match &row.failure {

@@ -168,8 +168,10 @@ pub trait VramBackend: Send + Sync {
     /// Copies `data` into the allocation starting at `offset`.
     fn upload(&self, alloc: AllocationId, offset: u64, data: &[u8]) -> Result<(), BackendError>;
 
-    /// SHA-256 of the allocation's entire contents, computed from the memory
-    /// where the bytes are resident (not from any host-side copy).
+    /// The [seal digest](crate::digest) of the allocation's entire contents
+    /// (a Merkle root over its 16 KiB chunks), computed from the memory
+    /// where the bytes are resident, not from any host-side copy. A device
+    /// backend hashes the chunks on the device and returns only hashes.
     fn digest(&self, alloc: AllocationId) -> Result<[u8; 32], BackendError>;
 
     /// Copies `buf.len()` bytes from `offset` into `buf`. At most

@@ -16,6 +16,15 @@ use crate::error::{DeallocError, HandleError, VerifyError};
 use crate::policy;
 use crate::seal::SealedShard;
 
+/// What a verification makes of a shard that is no longer resident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Gone {
+    /// A caller's handle to a freed shard: refused and recorded.
+    IsAFailure,
+    /// Freed between the background pass listing it and checking it.
+    IsNews,
+}
+
 impl<B: VramBackend> VramManager<B> {
     /// Checks that `shard` is an unedited seal made by this manager, that it
     /// is still resident, and that the digest recomputed from device memory
@@ -24,6 +33,18 @@ impl<B: VramBackend> VramManager<B> {
     /// Records `vram.seal_verified`, or `vram.seal_verification_failed` with
     /// the reason (and both digests when they differ).
     pub fn verify_sealed(&self, shard: &SealedShard) -> Result<(), VerifyError> {
+        self.verify_and_record(shard, Gone::IsAFailure)
+    }
+
+    /// [`verify_sealed`](Self::verify_sealed), except that with
+    /// [`Gone::IsNews`] a shard deallocated since `shard` was taken from the
+    /// table is returned as [`HandleError::Stale`] without being recorded:
+    /// for the background pass, which races deallocation by design.
+    pub(super) fn verify_and_record(
+        &self,
+        shard: &SealedShard,
+        gone: Gone,
+    ) -> Result<(), VerifyError> {
         let outcome = {
             let table = self.table_read();
             self.resolve(&table, shard)
@@ -43,6 +64,12 @@ impl<B: VramBackend> VramManager<B> {
         };
         let found = match outcome {
             Ok(found) => found,
+            Err(
+                error @ VerifyError::Handle {
+                    source: HandleError::Stale,
+                    ..
+                },
+            ) if gone == Gone::IsNews => return Err(error),
             Err(error) => {
                 let reason = error.to_string();
                 self.audit

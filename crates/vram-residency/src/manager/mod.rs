@@ -1,8 +1,8 @@
 //! [`VramManager`] and its configuration. The manager's public contract is
 //! documented on the type; this module splits its implementation by step:
 //! `seal` (one shard), `model` (a whole file), `lifecycle` (verify,
-//! deallocate, fault injection), `table` (allocations and capacity) and
-//! `audit` (event emission).
+//! deallocate, fault injection), `reverify` (the background pass), `table`
+//! (allocations and capacity) and `audit` (event emission).
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -16,10 +16,12 @@ use crate::seal::{KeyId, SealKey, SealedShard};
 mod audit;
 mod lifecycle;
 mod model;
+mod reverify;
 mod seal;
 mod table;
 
 pub use model::{DEFAULT_MAX_SHARD_BYTES, SealModelOptions, SealProgress, SealedModel};
+pub use reverify::{Reverifier, ReverifyFailure, ReverifyReport};
 pub use seal::UPLOAD_CHUNK_BYTES;
 
 use audit::Auditor;

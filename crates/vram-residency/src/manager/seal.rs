@@ -11,11 +11,11 @@ use std::io::{self, Read};
 
 use audit_logging::Digest;
 use chrono::Utc;
-use sha2::{Digest as _, Sha256};
 
 use super::table::Entry;
 use super::{ShardSpec, VramManager};
 use crate::backend::{AllocationId, VramBackend};
+use crate::digest::ChunkTree;
 use crate::error::SealError;
 use crate::policy;
 use crate::seal::{SealedShard, Signature};
@@ -27,9 +27,9 @@ use crate::seal::{SealedShard, Signature};
 pub const UPLOAD_CHUNK_BYTES: usize = 8 << 20;
 
 impl<B: VramBackend> VramManager<B> {
-    /// Seals `data` as one shard: allocates device memory, uploads, reads the
-    /// digest back from the device copy, checks it against the SHA-256 of
-    /// `data`, and signs the result.
+    /// Seals `data` as one shard: allocates device memory, uploads, has the
+    /// device digest its copy, checks that against the [seal
+    /// digest](crate::digest) of `data`, and signs the result.
     ///
     /// Records `vram.allocated` and `vram.sealed` on success. Fails with
     /// [`SealError`], recorded as `vram.policy_violation` when policy forbids
@@ -156,6 +156,7 @@ impl<B: VramBackend> VramManager<B> {
             alloc,
             bytes,
             shard_id: spec.shard_id.clone(),
+            seal: None,
         };
         let handle = self
             .table_write()
@@ -181,13 +182,14 @@ impl<B: VramBackend> VramManager<B> {
                 return Err(SealError::Sign(error));
             }
         }
+        self.table_write().set_seal(shard.clone());
         self.audit.sealed(&shard);
         tracing::debug!(shard_index = spec.shard_index, bytes, "shard sealed");
         Ok(shard)
     }
 
     /// Copies `bytes` bytes from `source` to the allocation; returns their
-    /// SHA-256 as read from the source.
+    /// [seal digest](crate::digest) as read from the source.
     fn upload(
         &self,
         alloc: AllocationId,
@@ -198,7 +200,7 @@ impl<B: VramBackend> VramManager<B> {
         let chunk =
             usize::try_from(bytes).map_or(UPLOAD_CHUNK_BYTES, |b| b.min(UPLOAD_CHUNK_BYTES));
         let mut buf = vec![0u8; chunk];
-        let mut hasher = Sha256::new();
+        let mut hasher = ChunkTree::new();
         let mut done = 0u64;
         while done < bytes {
             let left = bytes.saturating_sub(done);
@@ -222,7 +224,7 @@ impl<B: VramBackend> VramManager<B> {
             done = done.saturating_add(want);
             on_progress(done);
         }
-        Ok(Digest(hasher.finalize().into()))
+        Ok(hasher.finish())
     }
 
     fn seal_refused(&self, spec: &ShardSpec, error: &SealError, digests: Option<(Digest, Digest)>) {

@@ -10,7 +10,7 @@
 //! together promise more than the capacity.
 
 use crate::backend::AllocationId;
-use crate::seal::ShardHandle;
+use crate::seal::{SealedShard, ShardHandle};
 
 /// What the manager knows about one resident shard.
 #[derive(Debug)]
@@ -18,6 +18,9 @@ pub(crate) struct Entry {
     pub(crate) alloc: AllocationId,
     pub(crate) bytes: u64,
     pub(crate) shard_id: String,
+    /// The seal as it was made, kept so that the manager can re-verify its
+    /// shards on its own. `None` only while the seal is being signed.
+    pub(crate) seal: Option<SealedShard>,
 }
 
 #[derive(Debug, Default)]
@@ -122,6 +125,26 @@ impl Table {
         slot.entry.as_ref()
     }
 
+    /// Keeps `seal` with the entry its handle names.
+    pub(crate) fn set_seal(&mut self, seal: SealedShard) {
+        let Some(slot) = self.slots.get_mut(seal.handle.slot as usize) else {
+            return;
+        };
+        if slot.generation == seal.handle.generation
+            && let Some(entry) = &mut slot.entry
+        {
+            entry.seal = Some(seal);
+        }
+    }
+
+    /// A copy of the seal of every resident shard, in slot order.
+    pub(crate) fn seals(&self) -> Vec<SealedShard> {
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.entry.as_ref()?.seal.clone())
+            .collect()
+    }
+
     /// Takes the entry `handle` names out of the table. Its bytes stay
     /// reserved until [`release`](Self::release)d.
     pub(crate) fn remove(&mut self, handle: ShardHandle) -> Option<Entry> {
@@ -167,6 +190,7 @@ mod tests {
             alloc: AllocationId::new(id),
             bytes,
             shard_id: format!("s{id}"),
+            seal: None,
         }
     }
 

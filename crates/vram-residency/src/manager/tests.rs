@@ -102,11 +102,15 @@ fn seal_verify_deallocate_emit_the_lifecycle_in_order() {
 }
 
 #[test]
-fn sealed_digest_is_sha256_of_the_source() {
+fn sealed_digest_is_the_chunk_root_of_the_source() {
     use sha2::{Digest as _, Sha256};
     let m = manager(1024);
     let shard = m.seal_shard(&spec(1), b"weights").unwrap();
-    assert_eq!(shard.digest.0, <[u8; 32]>::from(Sha256::digest(b"weights")));
+    // One chunk: the root is that chunk's RFC 9162 leaf hash.
+    assert_eq!(
+        shard.digest.0,
+        <[u8; 32]>::from(Sha256::digest(b"\0weights"))
+    );
     assert_eq!(
         (shard.shard_index, shard.shard_count, shard.bytes),
         (1, 4, 7)

@@ -21,7 +21,7 @@
 //! | 9 | `device.name` | UTF-8 |
 //! | 10 | `sealed_at` seconds | `i64` LE, seconds since the Unix epoch |
 //! | 11 | `sealed_at` nanoseconds | `u32` LE |
-//! | 12 | `digest` | 32 bytes |
+//! | 12 | `digest` | 32 bytes: the [seal digest](crate::digest) |
 //! | 13 | `key_id` | 8 bytes |
 //! | 14 | handle slot | `u32` LE |
 //! | 15 | handle generation | `u64` LE |
@@ -34,8 +34,10 @@ use super::SealedShard;
 
 /// Domain tag that starts every encoded seal, so a seal MAC can never be
 /// mistaken for a MAC over anything else made with the same key. The `v1`
-/// names the layout in the [module docs](self).
-pub const SEAL_DOMAIN: &[u8] = b"sealtrail/vram-residency/seal/v1";
+/// names the layout in the [module docs](self); `v2` is the first whose
+/// digest is the chunked Merkle root of [`crate::digest`] (in `v1` it was
+/// one SHA-256 of the whole shard).
+pub const SEAL_DOMAIN: &[u8] = b"sealtrail/vram-residency/seal/v2";
 
 /// Feeds the canonical encoding of `shard` to `out`, piece by piece.
 pub(crate) fn encode(shard: &SealedShard, out: &mut impl FnMut(&[u8])) {
@@ -89,7 +91,7 @@ mod tests {
             expected.extend_from_slice(&(b.len() as u64).to_le_bytes());
             expected.extend_from_slice(b);
         };
-        field(b"sealtrail/vram-residency/seal/v1");
+        field(b"sealtrail/vram-residency/seal/v2");
         field(b"m#1");
         field(b"m");
         field(&1u32.to_le_bytes());

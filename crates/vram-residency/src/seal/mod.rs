@@ -72,7 +72,8 @@ pub struct SealedShard {
     pub device: DeviceIdentity,
     /// When it was sealed.
     pub sealed_at: DateTime<Utc>,
-    /// SHA-256 of the bytes as read back from device memory at seal time.
+    /// [Seal digest](crate::digest) of the bytes as resident in device
+    /// memory at seal time: a Merkle root over their 16 KiB chunks.
     pub digest: Digest,
     /// Id of the key that signed the seal.
     pub key_id: KeyId,
