@@ -10,6 +10,7 @@
 //! Free-form fields are [`Text`], which sanitizes on construction, so an event
 //! is never refused for its content. Digests are [`Digest`], shown as hex.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -697,6 +698,39 @@ pub enum AuditEvent {
         /// SHA-256 of the closed file's exact bytes.
         sha256: Digest,
     },
+    /// The logger refused events because its queue was full, and this is
+    /// the count, written before the next record after the refusals. Every
+    /// refused event is counted in exactly one such record, so the gap in
+    /// the trail is itself on record. The counts cover the refusals since
+    /// the previous `audit.events_dropped` record of the same logger (or
+    /// its start); `by_type` has an entry for each event type refused, and
+    /// its counts sum to `dropped`, as do `routine` and `critical`, and
+    /// `events_bound` and `bytes_bound`.
+    #[serde(rename = "audit.events_dropped")]
+    EventsDropped {
+        /// When the record was written.
+        timestamp: DateTime<Utc>,
+        /// Events refused.
+        dropped: u64,
+        /// Of those, routine events.
+        routine: u64,
+        /// Of those, critical events ([`AuditEvent::is_critical`]).
+        critical: u64,
+        /// Of those, refused because the queue held as many events as it
+        /// may.
+        events_bound: u64,
+        /// Of those, refused because the queue held as many bytes as it may.
+        bytes_bound: u64,
+        /// Events refused, per event type.
+        by_type: BTreeMap<Text, u64>,
+        /// Every refusal counted here happened after the record with this
+        /// sequence number was written.
+        since_seq: u64,
+        /// When the first of them was refused.
+        first_dropped_at: DateTime<Utc>,
+        /// When the last of them was refused.
+        last_dropped_at: DateTime<Utc>,
+    },
     /// A logger shut down cleanly.
     #[serde(rename = "audit.logger_stopped")]
     LoggerStopped {
@@ -704,14 +738,15 @@ pub enum AuditEvent {
         timestamp: DateTime<Utc>,
         /// Records written by this logger, this one included.
         records_written: u64,
-        /// Events refused because the queue was full.
+        /// Events this logger refused because its queue was full, of every
+        /// kind and bound: the sum of its `audit.events_dropped` records.
         events_dropped: u64,
     },
 }
 
 impl AuditEvent {
     /// Every event type name, in declaration order.
-    pub const TYPES: [&'static str; 38] = [
+    pub const TYPES: [&'static str; 39] = [
         "auth.success",
         "auth.failure",
         "auth.token_issued",
@@ -749,6 +784,7 @@ impl AuditEvent {
         "audit.logger_started",
         "audit.torn_tail_recovered",
         "audit.segment_closed",
+        "audit.events_dropped",
         "audit.logger_stopped",
     ];
 
@@ -811,6 +847,7 @@ impl AuditEvent {
             | E::LoggerStarted { timestamp, .. }
             | E::TornTailRecovered { timestamp, .. }
             | E::SegmentClosed { timestamp, .. }
+            | E::EventsDropped { timestamp, .. }
             | E::LoggerStopped { timestamp, .. } => *timestamp,
         }
     }
@@ -858,6 +895,8 @@ impl AuditEvent {
             E::LoggerStarted { .. } => ("audit.logger_started", Info),
             E::TornTailRecovered { .. } => ("audit.torn_tail_recovered", High),
             E::SegmentClosed { .. } => ("audit.segment_closed", Info),
+            // A gap in the trail may hide what an attacker flooded it to hide.
+            E::EventsDropped { .. } => ("audit.events_dropped", High),
             E::LoggerStopped { .. } => ("audit.logger_stopped", Info),
         }
     }

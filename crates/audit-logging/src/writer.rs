@@ -1,14 +1,20 @@
 //! The dedicated writer thread and the state it shares with emitters.
 //!
-//! The writer takes events from the bounded queue in batches of up to
-//! [`MAX_BATCH`], appends them to the store and hands each batch to the OS in
-//! one write. Flush and shutdown requests arrive on a separate, unbounded
+//! The writer takes events from the queue in batches of up to
+//! [`MAX_BATCH`], giving back each event's room in the queue's bounds
+//! ([`queue`](crate::logger::queue)) as it takes it, appends them to the
+//! store and hands each batch to the OS in one write. Before the first
+//! record of a batch, and whenever it wakes up idle, it writes the refusals
+//! counted since the last time as an `audit.events_dropped` record. Flush and shutdown requests arrive on a separate, unbounded
 //! control channel so they never compete with events for queue room; before
 //! answering one, the writer drains the event queue, which holds every event
 //! whose emit returned before the request was made.
 //!
-//! A batch that holds a durable emit's event is fsynced as soon as it is
-//! written, and then every durable emit in it is acknowledged with its
+//! When a batch is fsynced is the [`FlushMode`]'s decision: at once, after
+//! enough records, or when the oldest unsynced record has waited the mode's
+//! interval, which is the timeout of the writer's wait for work, so a quiet
+//! tail is fsynced on time. A batch that holds a durable emit's event is
+//! fsynced as soon as it is written in every mode, and then every durable emit in it is acknowledged with its
 //! [`Receipt`]: one fsync for however many durable emits arrived together
 //! (group commit). While that fsync runs, further emits queue up and form
 //! the next batch, so the more emitters wait, the more each fsync carries.
@@ -27,7 +33,8 @@ use chrono::Utc;
 use crossbeam_channel::{Receiver, Sender, select};
 
 use crate::ack::Ack;
-use crate::logger::{Receipt, SYNC_INTERVAL, SeqBudget, Stats};
+use crate::logger::queue::{Admission, DropTally, Limits, QueueBound, Refusal};
+use crate::logger::{FlushMode, Receipt, SeqBudget, Stats};
 use crate::store::Store;
 use crate::{AuditEvent, EmitError, FlushError};
 
@@ -39,17 +46,23 @@ const MAX_BATCH: usize = 256;
 /// due. Only affects idle wake-ups.
 const IDLE_TICK: Duration = Duration::from_millis(200);
 
-/// One queued event: its JSON and, for a durable emit, whom to answer once
-/// its record is fsynced.
+/// One queued event: its JSON, whether it is critical (for
+/// [`FlushMode::Hybrid`]) and, for a durable emit, whom to answer once its
+/// record is fsynced.
 pub(crate) struct Queued {
     pub json: String,
     pub ack: Option<Ack>,
+    pub critical: bool,
 }
 
 impl Queued {
-    /// An event nobody waits for.
+    /// A routine event nobody waits for.
     pub fn plain(json: String) -> Self {
-        Queued { json, ack: None }
+        Queued {
+            json,
+            ack: None,
+            critical: false,
+        }
     }
 }
 
@@ -62,11 +75,18 @@ pub(crate) enum Control {
     Shutdown(Sender<Result<u64, FlushError>>),
 }
 
-/// State both sides read: counters, the closed flag and the sticky error.
+/// State both sides read: the queue's admission, counters, the closed flag
+/// and the sticky error.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    queue: Admission,
+    drops: DropTally,
     pub accepted: AtomicU64,
     pub dropped_full: AtomicU64,
+    dropped_bytes: AtomicU64,
+    dropped_routine: AtomicU64,
+    dropped_critical: AtomicU64,
+    drop_records: AtomicU64,
     pub written: AtomicU64,
     pub failed: AtomicU64,
     pub fsyncs: AtomicU64,
@@ -85,8 +105,14 @@ impl Shared {
     /// there were `written`.
     pub fn new(last_seq: u64, written: u64) -> Self {
         Shared {
+            queue: Admission::new(Limits::default()),
+            drops: DropTally::default(),
             accepted: AtomicU64::new(0),
             dropped_full: AtomicU64::new(0),
+            dropped_bytes: AtomicU64::new(0),
+            dropped_routine: AtomicU64::new(0),
+            dropped_critical: AtomicU64::new(0),
+            drop_records: AtomicU64::new(0),
             written: AtomicU64::new(written),
             failed: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
@@ -96,6 +122,42 @@ impl Shared {
             error: Mutex::new(None),
             seq: SeqBudget::new(last_seq),
         }
+    }
+
+    /// Bounds the queue by `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.queue = Admission::new(limits);
+        self
+    }
+
+    /// Takes room in the queue for an event of `bytes` bytes, or counts it
+    /// as refused (in the counters and in the tally for the next drop
+    /// record) and says why.
+    pub fn admit(
+        &self,
+        event_type: &'static str,
+        bytes: usize,
+        critical: bool,
+    ) -> Result<(), Refusal> {
+        self.queue.admit(bytes, critical).inspect_err(|refused| {
+            self.drops.record(event_type, critical, refused.bound);
+            let by_bound = match refused.bound {
+                QueueBound::Events => &self.dropped_full,
+                QueueBound::Bytes => &self.dropped_bytes,
+            };
+            by_bound.fetch_add(1, Ordering::Relaxed);
+            let by_kind = if critical {
+                &self.dropped_critical
+            } else {
+                &self.dropped_routine
+            };
+            by_kind.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    /// Gives back the room of an event that was admitted but not sent.
+    pub fn unadmit(&self, bytes: usize) {
+        self.queue.release(bytes);
     }
 
     /// Marks an emit as in flight until the guard is dropped. Take it before
@@ -140,6 +202,10 @@ impl Shared {
         Stats {
             accepted: self.accepted.load(Ordering::Relaxed),
             dropped_full: self.dropped_full.load(Ordering::Relaxed),
+            dropped_bytes: self.dropped_bytes.load(Ordering::Relaxed),
+            dropped_routine: self.dropped_routine.load(Ordering::Relaxed),
+            dropped_critical: self.dropped_critical.load(Ordering::Relaxed),
+            drop_records: self.drop_records.load(Ordering::Relaxed),
             written: self.written.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             fsyncs: self.fsyncs.load(Ordering::Relaxed),
@@ -193,6 +259,13 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     /// When the oldest write not yet fsynced happened.
     dirty_since: Option<Instant>,
+    /// Records written since the last fsync.
+    unsynced: u64,
+    /// When records of non-durable emits are fsynced.
+    flush: FlushMode,
+    /// The chain head when the refusals were last taken: those counted
+    /// since all happened after this record was written.
+    gap_since: u64,
     /// Signs checkpoints, when configured (see [`crate::logtree`]).
     checkpoints: Option<crate::logtree::Checkpointer>,
 }
@@ -204,14 +277,24 @@ impl Writer {
         control: Receiver<Control>,
         shared: Arc<Shared>,
     ) -> Self {
+        let gap_since = store.head().last_seq;
         Writer {
             store,
             events,
             control,
             shared,
             dirty_since: None,
+            unsynced: 0,
+            flush: FlushMode::default(),
+            gap_since,
             checkpoints: None,
         }
+    }
+
+    /// Fsyncs records of non-durable emits as `mode` says.
+    pub fn with_flush_mode(mut self, mode: FlushMode) -> Self {
+        self.flush = mode;
+        self
     }
 
     /// Signs checkpoints with `checkpoints`, if any.
@@ -241,6 +324,12 @@ impl Writer {
                 },
                 default(timeout) => {}
             }
+            // Refusals the last batch did not see, once the queue has
+            // drained and no record is coming that would carry them. While
+            // events keep coming, the next batch carries them instead.
+            if self.shared.drops.is_pending() && self.events.is_empty() {
+                self.write_gap();
+            }
             self.sync_if_due();
             self.checkpoint_if_due();
         }
@@ -248,22 +337,32 @@ impl Writer {
         let _ = self.drain_and_sync();
     }
 
+    /// How long to wait for work: until the oldest unsynced record's fsync
+    /// is due, so that a quiet tail is fsynced on time.
     fn next_wakeup(&self) -> Duration {
         match self.dirty_since {
-            Some(since) => SYNC_INTERVAL.saturating_sub(since.elapsed()),
+            Some(since) => self.flush.max_interval().saturating_sub(since.elapsed()),
             None => IDLE_TICK,
         }
     }
 
-    /// Appends `first` and whatever else is queued, up to a batch, and hands
-    /// the batch to the OS; if a durable emit waits on any of it, fsyncs and
-    /// answers every such emit.
+    /// Appends the refusals counted so far as a drop record, then `first`
+    /// and whatever else is queued, up to a batch, and hands the batch to
+    /// the OS; fsyncs it if a durable emit waits on any of it (answering
+    /// every such emit) or the flush mode says so.
     fn write_batch(&mut self, first: Queued) {
+        // A drop record is not critical for the flush mode: under overload
+        // nearly every batch has one, and an fsync each would slow the
+        // writer exactly when it has to catch up.
+        self.append_gap();
+        let mut critical = false;
         let mut batch = 0usize;
         let mut waiting = Vec::new();
         let mut next = Some(first);
         while let Some(queued) = next {
+            self.shared.queue.release(queued.json.len());
             let receipt = self.append(&queued.json);
+            critical |= queued.critical;
             if let Some(ack) = queued.ack {
                 waiting.push((ack, receipt));
             }
@@ -274,6 +373,20 @@ impl Writer {
                 None
             };
         }
+        self.finish_batch(batch, critical, waiting);
+    }
+
+    /// Writes a drop record on its own, fsynced as the flush mode says.
+    fn write_gap(&mut self) {
+        if self.append_gap() {
+            self.finish_batch(1, false, Vec::new());
+        }
+    }
+
+    /// Hands the appended records to the OS and fsyncs them when a durable
+    /// emit waits, the flush mode syncs such a batch at once, or enough
+    /// records wait for an fsync.
+    fn finish_batch(&mut self, batch: usize, critical: bool, waiting: Vec<(Ack, Option<Receipt>)>) {
         if self.shared.failure().is_none() {
             if let Err(e) = self.store.write_pending() {
                 self.shared
@@ -284,6 +397,35 @@ impl Writer {
         }
         if !waiting.is_empty() {
             self.acknowledge(waiting);
+        } else if self.flush.syncs_batch(critical) || self.flush.count_due(self.unsynced) {
+            // A failure is recorded in `shared` and reported to the next caller.
+            let _ = self.sync();
+        }
+    }
+
+    /// Appends an `audit.events_dropped` record of the refusals counted
+    /// since the last one, if there were any; returns whether it did.
+    fn append_gap(&mut self) -> bool {
+        let Some(gap) = self.shared.drops.take() else {
+            return false;
+        };
+        let since = std::mem::replace(&mut self.gap_since, self.store.head().last_seq);
+        let dropped = gap.total();
+        let event = gap.into_event(since, Utc::now());
+        if self.shared.reserve_seq().is_err() {
+            tracing::warn!(dropped, "no sequence number left for an audit drop record");
+            return false;
+        }
+        match serde_json::to_string(&event) {
+            Ok(json) => {
+                self.append(&json);
+                self.shared.drop_records.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, dropped, "cannot serialize an audit drop record");
+                false
+            }
         }
     }
 
@@ -315,6 +457,7 @@ impl Writer {
                 // A segment manifest may have been written before the event.
                 let records = self.store.head().last_seq.saturating_sub(before);
                 self.shared.written.fetch_add(records, Ordering::Relaxed);
+                self.unsynced = self.unsynced.saturating_add(records);
                 Some(Receipt {
                     seq,
                     record_hash: self.store.head().last_hash,
@@ -332,6 +475,7 @@ impl Writer {
         while let Ok(queued) = self.events.try_recv() {
             self.write_batch(queued);
         }
+        self.write_gap();
         self.sync()
     }
 
@@ -340,6 +484,7 @@ impl Writer {
         // more is written, and a sync kept due would make the writer's
         // wake-up timeout zero, spinning it until shutdown.
         let wrote = self.dirty_since.take().is_some();
+        self.unsynced = 0;
         if let Some(err) = self.shared.failure() {
             return Err(err);
         }
@@ -354,25 +499,29 @@ impl Writer {
     }
 
     fn sync_if_due(&mut self) {
+        let interval = self.flush.max_interval();
         if self
             .dirty_since
-            .is_some_and(|since| since.elapsed() >= SYNC_INTERVAL)
+            .is_some_and(|since| since.elapsed() >= interval)
         {
             // A failure is recorded in `shared` and reported to the next caller.
             let _ = self.sync();
         }
     }
 
-    /// Drains the queue, appends the stop record and fsyncs.
+    /// Drains the queue, appends the last drop record and the stop record,
+    /// and fsyncs. No emit is in flight any more (the logger is closed), so
+    /// every refusal is in a drop record by then.
     fn stop(&mut self) -> Result<u64, FlushError> {
         while let Ok(queued) = self.events.try_recv() {
             self.write_batch(queued);
         }
+        self.write_gap();
         let stats = self.shared.stats();
         let stopped = AuditEvent::LoggerStopped {
             timestamp: Utc::now(),
             records_written: stats.written.saturating_add(1),
-            events_dropped: stats.dropped_full,
+            events_dropped: stats.dropped(),
         };
         if self.shared.reserve_seq().is_ok() {
             match serde_json::to_string(&stopped) {
@@ -416,8 +565,8 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AuditKey;
     use crate::store::tests::test_config;
+    use crate::{AuditKey, SYNC_INTERVAL};
 
     const EVENT: &str = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
 
