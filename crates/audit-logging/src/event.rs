@@ -723,8 +723,8 @@ pub enum AuditEvent {
         bytes_bound: u64,
         /// Events refused, per event type.
         by_type: BTreeMap<Text, u64>,
-        /// Every refusal counted here happened after the record with this
-        /// sequence number was written.
+        /// The last record the writer had written when the first of them
+        /// was refused: the gap lies between that record and this one.
         since_seq: u64,
         /// When the first of them was refused.
         first_dropped_at: DateTime<Utc>,

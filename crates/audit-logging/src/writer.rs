@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     dropped_routine: AtomicU64,
     dropped_critical: AtomicU64,
     drop_records: AtomicU64,
+    /// The last record the writer has written, for the drop records' gaps.
+    head: AtomicU64,
     pub written: AtomicU64,
     pub failed: AtomicU64,
     pub fsyncs: AtomicU64,
@@ -113,6 +115,7 @@ impl Shared {
             dropped_routine: AtomicU64::new(0),
             dropped_critical: AtomicU64::new(0),
             drop_records: AtomicU64::new(0),
+            head: AtomicU64::new(last_seq),
             written: AtomicU64::new(written),
             failed: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
@@ -140,7 +143,8 @@ impl Shared {
         critical: bool,
     ) -> Result<(), Refusal> {
         self.queue.admit(bytes, critical).inspect_err(|refused| {
-            self.drops.record(event_type, critical, refused.bound);
+            let head = self.head.load(Ordering::Acquire);
+            self.drops.record(event_type, critical, refused.bound, head);
             let by_bound = match refused.bound {
                 QueueBound::Events => &self.dropped_full,
                 QueueBound::Bytes => &self.dropped_bytes,
@@ -153,6 +157,12 @@ impl Shared {
             };
             by_kind.fetch_add(1, Ordering::Relaxed);
         })
+    }
+
+    /// Events and bytes in the queue now.
+    #[cfg(test)]
+    pub fn queued(&self) -> (u32, u32) {
+        self.queue.used()
     }
 
     /// Gives back the room of an event that was admitted but not sent.
@@ -263,9 +273,6 @@ pub(crate) struct Writer {
     unsynced: u64,
     /// When records of non-durable emits are fsynced.
     flush: FlushMode,
-    /// The chain head when the refusals were last taken: those counted
-    /// since all happened after this record was written.
-    gap_since: u64,
     /// Signs checkpoints, when configured (see [`crate::logtree`]).
     checkpoints: Option<crate::logtree::Checkpointer>,
 }
@@ -277,7 +284,6 @@ impl Writer {
         control: Receiver<Control>,
         shared: Arc<Shared>,
     ) -> Self {
-        let gap_since = store.head().last_seq;
         Writer {
             store,
             events,
@@ -286,7 +292,6 @@ impl Writer {
             dirty_since: None,
             unsynced: 0,
             flush: FlushMode::default(),
-            gap_since,
             checkpoints: None,
         }
     }
@@ -387,6 +392,9 @@ impl Writer {
     /// emit waits, the flush mode syncs such a batch at once, or enough
     /// records wait for an fsync.
     fn finish_batch(&mut self, batch: usize, critical: bool, waiting: Vec<(Ack, Option<Receipt>)>) {
+        self.shared
+            .head
+            .store(self.store.head().last_seq, Ordering::Release);
         if self.shared.failure().is_none() {
             if let Err(e) = self.store.write_pending() {
                 self.shared
@@ -409,9 +417,8 @@ impl Writer {
         let Some(gap) = self.shared.drops.take() else {
             return false;
         };
-        let since = std::mem::replace(&mut self.gap_since, self.store.head().last_seq);
         let dropped = gap.total();
-        let event = gap.into_event(since, Utc::now());
+        let event = gap.into_event(Utc::now());
         if self.shared.reserve_seq().is_err() {
             tracing::warn!(dropped, "no sequence number left for an audit drop record");
             return false;
@@ -569,6 +576,143 @@ mod tests {
     use crate::{AuditKey, SYNC_INTERVAL};
 
     const EVENT: &str = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
+
+    /// A writer over a fresh store, with the queue's sending side kept so
+    /// the writer does not see it closed.
+    fn writer(dir: &std::path::Path, mode: FlushMode) -> (Writer, Arc<Shared>, Sender<Queued>) {
+        let key = AuditKey::generate().unwrap();
+        let (store, _) = Store::open(dir, Some(&key), test_config(1 << 20)).unwrap();
+        let (events_tx, events) = crossbeam_channel::unbounded();
+        let (_control_tx, control) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared::new(0, 0));
+        let writer = Writer::new(store, events, control, Arc::clone(&shared)).with_flush_mode(mode);
+        (writer, shared, events_tx)
+    }
+
+    fn critical() -> Queued {
+        let event = crate::event::samples::all()
+            .into_iter()
+            .find(AuditEvent::is_critical)
+            .unwrap();
+        Queued {
+            json: serde_json::to_string(&event).unwrap(),
+            ack: None,
+            critical: true,
+        }
+    }
+
+    fn fsyncs(shared: &Shared) -> u64 {
+        shared.stats().fsyncs
+    }
+
+    #[test]
+    fn immediate_makes_every_batch_durable_before_the_next_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared, _tx) = writer(dir.path(), FlushMode::Immediate);
+        for n in 1..=3 {
+            writer.write_batch(Queued::plain(EVENT.to_owned()));
+            assert_eq!(fsyncs(&shared), n);
+            assert!(writer.dirty_since.is_none(), "batch {n} left unsynced");
+        }
+    }
+
+    #[test]
+    fn batched_fsyncs_after_max_events_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mode = FlushMode::Batched {
+            max_events: 3,
+            max_interval: Duration::from_secs(3600),
+        };
+        let (mut writer, shared, _tx) = writer(dir.path(), mode);
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        writer.write_batch(critical());
+        assert_eq!(fsyncs(&shared), 0, "a critical event is batched too");
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        assert_eq!(fsyncs(&shared), 1);
+        assert_eq!(writer.unsynced, 0);
+    }
+
+    #[test]
+    fn batched_fsyncs_a_quiet_tail_when_its_interval_is_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let interval = Duration::from_secs(3600);
+        let mode = FlushMode::Batched {
+            max_events: u64::MAX,
+            max_interval: interval,
+        };
+        let (mut writer, shared, _tx) = writer(dir.path(), mode);
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        // The writer waits no longer than the interval for more work.
+        assert!(writer.next_wakeup() <= interval);
+        writer.sync_if_due();
+        assert_eq!(fsyncs(&shared), 0, "fsynced before its interval");
+        // An hour later (an injected clock, not a sleep).
+        writer.dirty_since = Instant::now().checked_sub(interval);
+        assert_eq!(writer.next_wakeup(), Duration::ZERO);
+        writer.sync_if_due();
+        assert_eq!(fsyncs(&shared), 1);
+    }
+
+    #[test]
+    fn hybrid_fsyncs_a_batch_with_a_critical_event_at_once_and_batches_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared, tx) = writer(dir.path(), FlushMode::default());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        assert_eq!(fsyncs(&shared), 0);
+        // One fsync for the critical event and the routine one beside it.
+        tx.send(Queued::plain(EVENT.to_owned())).unwrap();
+        writer.write_batch(critical());
+        assert_eq!(fsyncs(&shared), 1);
+        assert!(writer.dirty_since.is_none());
+    }
+
+    #[test]
+    fn refusals_are_written_as_a_drop_record_before_the_next_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared, _tx) = writer(dir.path(), FlushMode::default());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        let head = writer.store.head().last_seq;
+        // Refused the way an emit refuses: with the head the writer published.
+        let published = shared.head.load(Ordering::Acquire);
+        let drops = &shared.drops;
+        drops.record("task.submitted", false, QueueBound::Events, published);
+        drops.record("auth.failure", true, QueueBound::Bytes, published);
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        writer.store.sync().unwrap();
+
+        let events = crate::query::read_events(dir.path()).unwrap();
+        let [.., dropped, after] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(after.event_type(), "audit.logger_stopped");
+        let AuditEvent::EventsDropped {
+            dropped,
+            routine,
+            critical,
+            since_seq,
+            ..
+        } = dropped
+        else {
+            panic!("expected a drop record before the event, got {dropped:?}");
+        };
+        assert_eq!((*dropped, *routine, *critical), (2, 1, 1));
+        assert_eq!(*since_seq, head);
+        assert_eq!(shared.stats().drop_records, 1);
+        assert!(!shared.drops.is_pending());
+    }
+
+    #[test]
+    fn an_idle_writer_writes_refusals_nobody_else_carries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared, _tx) = writer(dir.path(), FlushMode::default());
+        shared
+            .drops
+            .record("task.submitted", false, QueueBound::Events, 0);
+        writer.write_gap();
+        writer.write_gap();
+        assert_eq!(shared.stats().drop_records, 1, "one record per refusal");
+    }
 
     /// Regression: after an I/O error the writer kept a sync "due" that
     /// could never succeed, so its wake-up timeout dropped to zero and the

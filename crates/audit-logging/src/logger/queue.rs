@@ -208,11 +208,12 @@ pub(crate) struct DropTally {
 }
 
 impl DropTally {
-    /// Counts one refused event.
-    pub fn record(&self, event_type: &'static str, critical: bool, bound: QueueBound) {
+    /// Counts one refused event; `head` is the last record the writer has
+    /// written.
+    pub fn record(&self, event_type: &'static str, critical: bool, bound: QueueBound, head: u64) {
         let now = Utc::now();
         let mut gap = self.gap.lock().unwrap_or_else(PoisonError::into_inner);
-        gap.get_or_insert_with(|| Gap::starting(now))
+        gap.get_or_insert_with(|| Gap::starting(now, head))
             .add(event_type, critical, bound, now);
         self.pending.fetch_add(1, Ordering::Release);
     }
@@ -246,11 +247,14 @@ pub(crate) struct Gap {
     bytes_bound: u64,
     first: DateTime<Utc>,
     last: DateTime<Utc>,
+    /// The last record written before the first refusal.
+    since_seq: u64,
 }
 
 impl Gap {
-    fn starting(now: DateTime<Utc>) -> Self {
+    fn starting(now: DateTime<Utc>, since_seq: u64) -> Self {
         Gap {
+            since_seq,
             by_type: [0; AuditEvent::TYPES.len()],
             routine: 0,
             critical: 0,
@@ -290,9 +294,8 @@ impl Gap {
         self.routine.saturating_add(self.critical)
     }
 
-    /// The `audit.events_dropped` record of this gap: the refusals counted
-    /// here all happened after record `since_seq` was written.
-    pub fn into_event(self, since_seq: u64, now: DateTime<Utc>) -> AuditEvent {
+    /// The `audit.events_dropped` record of this gap, written at `now`.
+    pub fn into_event(self, now: DateTime<Utc>) -> AuditEvent {
         let by_type = AuditEvent::TYPES
             .iter()
             .zip(self.by_type)
@@ -307,7 +310,7 @@ impl Gap {
             events_bound: self.events_bound,
             bytes_bound: self.bytes_bound,
             by_type,
-            since_seq,
+            since_seq: self.since_seq,
             first_dropped_at: self.first,
             last_dropped_at: self.last,
         }
@@ -390,7 +393,7 @@ mod tests {
 
     #[test]
     fn every_event_type_has_a_slot_in_the_tally() {
-        let mut gap = Gap::starting(Utc::now());
+        let mut gap = Gap::starting(Utc::now(), 0);
         for event in crate::event::samples::all() {
             gap.add(
                 event.event_type(),
@@ -406,9 +409,9 @@ mod tests {
     fn a_taken_tally_holds_each_refusal_once() {
         let tally = DropTally::default();
         assert!(tally.take().is_none());
-        tally.record("auth.success", false, QueueBound::Events);
-        tally.record("auth.success", false, QueueBound::Bytes);
-        tally.record("auth.failure", true, QueueBound::Events);
+        tally.record("auth.success", false, QueueBound::Events, 7);
+        tally.record("auth.success", false, QueueBound::Bytes, 8);
+        tally.record("auth.failure", true, QueueBound::Events, 9);
         let gap = tally.take().unwrap();
         assert!(tally.take().is_none(), "taken twice");
         let AuditEvent::EventsDropped {
@@ -420,7 +423,7 @@ mod tests {
             by_type,
             since_seq,
             ..
-        } = gap.into_event(7, Utc::now())
+        } = gap.into_event(Utc::now())
         else {
             panic!("not a drop record");
         };
