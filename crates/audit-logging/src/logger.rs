@@ -1,10 +1,10 @@
 //! [`AuditLogger`]: the emitting side.
 //!
 //! Emitting serializes the event on the caller's thread and puts it on a
-//! bounded queue (default [`DEFAULT_QUEUE_CAPACITY`] events) that one
-//! dedicated writer thread drains. Every form of emit takes its place in the
-//! queue without waiting for one: a full queue returns
-//! [`EmitError::BufferFull`] at once, and the event is dropped and counted.
+//! queue that one dedicated writer thread drains. Every form of emit takes
+//! its place in the queue without waiting for one: when there is no room,
+//! the emit returns [`EmitError::BufferFull`] at once, and the event is
+//! dropped, counted, and written down as a gap (below).
 //!
 //! | emit | returns | waits for | can a crash lose it after `Ok`? |
 //! | --- | --- | --- | --- |
@@ -20,11 +20,50 @@
 //! queue, what reaches the disk when:
 //! - the writer hands each batch of records to the OS as soon as it has
 //!   taken it from the queue, so a crash of *the process* loses only what is
-//!   still queued;
-//! - it fsyncs at most [`SYNC_INTERVAL`] after a write, on
-//!   [`flush`](AuditLogger::flush), on [`shutdown`](AuditLogger::shutdown),
-//!   and whenever a durable emit's record is in the same batch; so a power
-//!   loss loses at most that interval of records unless the caller flushed.
+//!   still queued (at most the queue's bounds);
+//! - when it fsyncs them is the [`FlushMode`]'s choice, and so is what a
+//!   crash of *the machine* (power loss) can take. The default,
+//!   [`FlushMode::Hybrid`], fsyncs a batch holding a critical event as soon
+//!   as it is written, and routine records after [`DEFAULT_SYNC_EVENTS`]
+//!   records or [`SYNC_INTERVAL`], whichever comes first, on a timer (a
+//!   quiet tail is not left waiting for the next event).
+//!   [`FlushMode::Immediate`] fsyncs every batch before taking the next;
+//!   [`FlushMode::Batched`] treats critical events like routine ones.
+//!   Every mode fsyncs on [`flush`](AuditLogger::flush), on
+//!   [`shutdown`](AuditLogger::shutdown), and whenever a durable emit's
+//!   record is in the batch.
+//!
+//! # The queue's bounds
+//!
+//! The queue is bounded twice: in events ([`LoggerConfig::queue_capacity`],
+//! default [`DEFAULT_QUEUE_CAPACITY`]) and in bytes of event JSON
+//! ([`LoggerConfig::queue_bytes`], default [`DEFAULT_QUEUE_BYTES`]). A share
+//! of both ([`LoggerConfig::critical_reserve`], default
+//! [`DEFAULT_CRITICAL_RESERVE_PERCENT`] percent) is reserved for critical
+//! events ([`AuditEvent::is_critical`]): routine events are refused once the
+//! queue holds the rest, critical ones only at the full bounds. Routine
+//! events alone can therefore never fill the reserve; a critical event is
+//! refused only when the writer is so far behind that the reserve is full of
+//! critical events too. Sizes are those of the sanitized event, whose every
+//! text field is cut at [`MAX_TEXT_BYTES`](crate::MAX_TEXT_BYTES), so a
+//! hostile 10 MB field costs the queue about 2 KiB.
+//!
+//! A critical event that finds no room is, by default, refused like any
+//! other ([`EmitError::BufferFull`]; a caller may ignore it). A
+//! [fail-closed](LoggerConfig::fail_closed) logger refuses it with
+//! [`EmitError::CriticalRefused`] instead, which says that the action the
+//! event describes is not on record and must not go ahead, as an audited
+//! server that cannot audit refuses the request.
+//!
+//! Every refused event is counted in [`Stats`] (by kind and by bound) and in
+//! a tally per event type. Before the next record it writes — or, with
+//! nothing left to write, as soon as its queue is empty — the writer puts
+//! the tally into the chain as an `audit.events_dropped` record
+//! ([`AuditEvent::EventsDropped`]): how many events of which types and
+//! kinds were refused, at which bound, between which record and this one,
+//! and when the first and last were refused. Each refusal is in exactly one
+//! such record; the stop record's `events_dropped` is their sum. A gap in
+//! the trail is thus itself authenticated evidence, not silence.
 //!
 //! A durable emit returns only once its record is written *and* fsynced
 //! (`fdatasync` of the segment), with a [`Receipt`] naming its sequence

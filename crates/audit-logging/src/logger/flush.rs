@@ -32,13 +32,14 @@ pub const DEFAULT_SYNC_EVENTS: u64 = 10_000;
 /// [`emit`](crate::AuditLogger::emit). Set with
 /// [`LoggerConfig::flush_mode`](crate::LoggerConfig::flush_mode).
 ///
-/// Loss windows, for a crash of the machine (a crash of the process loses
-/// only what is still queued, in every mode; see the [module docs](self)):
+/// Loss windows, for a crash of the machine. A crash of the process loses
+/// only what is still queued, in every mode, since the writer hands each
+/// batch to the OS as soon as it takes it from the queue.
 ///
 /// | mode | a power loss can take |
 /// | --- | --- |
 /// | `Immediate` | only the batch being written (at most 256 records) and what is queued |
-/// | `Batched` | also up to `max_events - 1` records written before, and none older than `max_interval` |
+/// | `Batched` | also up to `max_events - 1` records written before it, all written within about `max_interval` (plus the time of one batch) |
 /// | `Hybrid` (default) | as `Batched` for routine records; a critical one only while its batch is being written |
 ///
 /// In every mode the fsync covers everything written before it, so a
