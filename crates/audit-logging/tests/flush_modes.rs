@@ -54,7 +54,9 @@ fn batched_with_a_long_interval_leaves_routine_records_to_flush() {
     for i in 0..10 {
         logger.emit_sync(tagged(&format!("e{i}"), i)).unwrap();
     }
-    wait_for("the writes", || logger.stats().written == before.written + 10);
+    wait_for("the writes", || {
+        logger.stats().written == before.written + 10
+    });
     assert_eq!(logger.stats().fsyncs, before.fsyncs, "fsynced early");
     logger.flush().unwrap();
     assert_eq!(logger.stats().fsyncs, before.fsyncs + 1);
