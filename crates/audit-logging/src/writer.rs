@@ -4,17 +4,20 @@
 //! [`MAX_BATCH`], giving back each event's room in the queue's bounds
 //! ([`queue`](crate::logger::queue)) as it takes it, appends them to the
 //! store and hands each batch to the OS in one write. Before the first
-//! record of a batch, and whenever it wakes up idle, it writes the refusals
-//! counted since the last time as an `audit.events_dropped` record. Flush and shutdown requests arrive on a separate, unbounded
+//! record of a batch, and whenever its queue is empty, it writes the
+//! refusals counted since the last time as an `audit.events_dropped`
+//! record. Flush and shutdown requests arrive on a separate, unbounded
 //! control channel so they never compete with events for queue room; before
 //! answering one, the writer drains the event queue, which holds every event
-//! whose emit returned before the request was made.
+//! whose emit returned before the request was made, and writes the
+//! refusals counted so far.
 //!
 //! When a batch is fsynced is the [`FlushMode`]'s decision: at once, after
 //! enough records, or when the oldest unsynced record has waited the mode's
 //! interval, which is the timeout of the writer's wait for work, so a quiet
-//! tail is fsynced on time. A batch that holds a durable emit's event is
-//! fsynced as soon as it is written in every mode, and then every durable emit in it is acknowledged with its
+//! tail is fsynced on time. In every mode, a batch that holds a durable
+//! emit's event is fsynced as soon as it is written, and then every durable
+//! emit in it is acknowledged with its
 //! [`Receipt`]: one fsync for however many durable emits arrived together
 //! (group commit). While that fsync runs, further emits queue up and form
 //! the next batch, so the more emitters wait, the more each fsync carries.
@@ -414,6 +417,11 @@ impl Writer {
     /// Appends an `audit.events_dropped` record of the refusals counted
     /// since the last one, if there were any; returns whether it did.
     fn append_gap(&mut self) -> bool {
+        // A writer that has failed keeps the tally for the stop report
+        // rather than count its record among the failed events.
+        if self.shared.failure().is_some() {
+            return false;
+        }
         let Some(gap) = self.shared.drops.take() else {
             return false;
         };
@@ -425,9 +433,11 @@ impl Writer {
         }
         match serde_json::to_string(&event) {
             Ok(json) => {
-                self.append(&json);
-                self.shared.drop_records.fetch_add(1, Ordering::Relaxed);
-                true
+                let written = self.append(&json).is_some();
+                if written {
+                    self.shared.drop_records.fetch_add(1, Ordering::Relaxed);
+                }
+                written
             }
             Err(e) => {
                 tracing::error!(error = %e, dropped, "cannot serialize an audit drop record");
@@ -700,6 +710,26 @@ mod tests {
         assert_eq!(*since_seq, head);
         assert_eq!(shared.stats().drop_records, 1);
         assert!(!shared.drops.is_pending());
+    }
+
+    #[test]
+    fn a_failed_writer_does_not_count_its_drop_record_as_a_failed_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared, _tx) = writer(dir.path(), FlushMode::default());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        assert!(shared.failure().is_some());
+
+        let failed = shared.stats().failed;
+        shared
+            .drops
+            .record("task.submitted", false, QueueBound::Events, 0);
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        let stats = shared.stats();
+        assert_eq!(stats.failed, failed + 1, "only the event failed");
+        assert_eq!(stats.drop_records, 0);
+        assert!(shared.drops.is_pending(), "the tally was thrown away");
     }
 
     #[test]

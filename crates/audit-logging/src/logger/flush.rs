@@ -36,11 +36,17 @@ pub const DEFAULT_SYNC_EVENTS: u64 = 10_000;
 /// only what is still queued, in every mode, since the writer hands each
 /// batch to the OS as soon as it takes it from the queue.
 ///
-/// | mode | a power loss can take |
+/// A power loss can take what is queued, the batch being written (at most
+/// 256 records), and:
+///
+/// | mode | also |
 /// | --- | --- |
-/// | `Immediate` | only the batch being written (at most 256 records) and what is queued |
-/// | `Batched` | also up to `max_events - 1` records written before it, all written within about `max_interval` (plus the time of one batch) |
-/// | `Hybrid` (default) | as `Batched` for routine records; a critical one only while its batch is being written |
+/// | `Immediate` | nothing |
+/// | `Batched` | up to `max_events - 1` earlier records, written within `max_interval`¹ |
+/// | `Hybrid` (default) | as `Batched`, but routine records only: a critical one is fsynced with its batch |
+///
+/// ¹ Plus the time of one batch: the writer checks the interval between
+/// batches.
 ///
 /// In every mode the fsync covers everything written before it, so a
 /// record is durable at the latest when any later record that triggers an

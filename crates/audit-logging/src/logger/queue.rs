@@ -170,14 +170,15 @@ impl Admission {
 
     /// Gives back the room of one event of `bytes` bytes: the writer has
     /// taken it, or its send failed.
+    ///
+    /// Call it only for an event that was admitted, with the same `bytes`:
+    /// then both halves of the word hold at least what is taken away, so
+    /// one subtraction of the packed pair cannot borrow from the event
+    /// count or wrap, and the writer never loops on a compare-and-swap
+    /// against a flood of emitters.
     pub fn release(&self, bytes: usize) {
         let size = u32::try_from(bytes).unwrap_or(u32::MAX);
-        let _ = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                let (events, used) = unpack(word);
-                Some(pack(events.saturating_sub(1), used.saturating_sub(size)))
-            });
+        self.used.fetch_sub(pack(1, size), Ordering::AcqRel);
     }
 
     /// Events and bytes queued now.
