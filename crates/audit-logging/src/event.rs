@@ -801,7 +801,9 @@ impl AuditEvent {
     /// Whether losing this event would hide an attack or a failure: auth
     /// failures, seal failures, policy violations, rejected models, security
     /// incidents of high severity. Critical events get priority treatment
-    /// wherever the logger has to choose.
+    /// wherever the logger has to choose: they may use the share of the
+    /// queue reserved for them, and the default
+    /// [`FlushMode`](crate::FlushMode) fsyncs them with their batch.
     pub fn is_critical(&self) -> bool {
         self.severity() >= Severity::High
     }

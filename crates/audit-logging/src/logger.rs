@@ -275,7 +275,9 @@ impl LoggerConfig {
 /// Counters of what the logger did, readable at any time.
 ///
 /// Every emit that passed the open and sequence checks is either accepted
-/// or dropped: `accepted + dropped()` is the number of such emits, and
+/// or dropped (unless the writer was gone, which is
+/// [`EmitError::Closed`]): `accepted + dropped()` is the number of such
+/// emits, and
 /// `dropped()` is both `dropped_full + dropped_bytes` and
 /// `dropped_routine + dropped_critical`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
