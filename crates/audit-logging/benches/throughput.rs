@@ -35,8 +35,12 @@ use common::event;
 fn sealtrail(n: u64, epoch_records: u64, checkpoints: bool) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let key = AuditKey::generate().unwrap();
+    // The queue holds the whole run, in events and in bytes, with nothing
+    // reserved: every emit is accepted, and the writer's pace is measured.
     let mut config = LoggerConfig::new(dir.path())
         .queue_capacity(n as usize)
+        .queue_bytes(usize::MAX)
+        .critical_reserve(0)
         .epoch(epoch_records, Duration::from_secs(3600));
     if checkpoints {
         let name = KeyName::new(&origin_for(key.id().as_str())).unwrap();

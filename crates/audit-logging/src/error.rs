@@ -119,13 +119,36 @@ pub enum OpenError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EmitError {
-    /// The queue is full; the event was dropped and counted in
-    /// [`Stats::dropped_full`](crate::Stats::dropped_full). The writer is
-    /// behind (slow disk) or stopped.
-    #[error("audit queue full ({capacity} events); event dropped")]
+    /// The queue is full for this event's kind; the event was dropped,
+    /// counted in [`Stats`](crate::Stats) and in the next
+    /// `audit.events_dropped` record. The writer is behind (slow disk) or
+    /// stopped. For a routine event the limit is the queue's bound less the
+    /// share reserved for critical events.
+    #[error("audit queue full ({limit} {bound}); event dropped")]
     BufferFull {
-        /// The queue's capacity.
-        capacity: usize,
+        /// The bound the event hit.
+        bound: crate::QueueBound,
+        /// That bound's limit for the event's kind.
+        limit: usize,
+    },
+    /// A critical event found no room in the queue, even in the share
+    /// reserved for critical events, and the logger is
+    /// [fail-closed](crate::LoggerConfig::fail_closed): the event is *not
+    /// recorded*, and the caller must act on that (fail the operation it
+    /// describes rather than let it go unaudited). It is counted like any
+    /// refused event, in [`Stats::dropped_critical`](crate::Stats) and the
+    /// next `audit.events_dropped` record.
+    #[error(
+        "audit queue full ({limit} {bound}): critical event {event_type} was not recorded; \
+         the action it describes must not proceed unaudited"
+    )]
+    CriticalRefused {
+        /// The refused event's type, e.g. `auth.failure`.
+        event_type: &'static str,
+        /// The bound the event hit.
+        bound: crate::QueueBound,
+        /// That bound's limit.
+        limit: usize,
     },
     /// The log has used every sequence number; the event was not queued.
     #[error("audit sequence numbers exhausted; start a new log directory")]

@@ -10,6 +10,7 @@
 //! Free-form fields are [`Text`], which sanitizes on construction, so an event
 //! is never refused for its content. Digests are [`Digest`], shown as hex.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -731,6 +732,39 @@ pub enum AuditEvent {
         /// The retired segments, oldest first.
         segments: Vec<RetiredSegment>,
     },
+    /// The logger refused events because its queue was full, and this is
+    /// the count, written before the next record after the refusals. Every
+    /// refused event is counted in exactly one such record, so the gap in
+    /// the trail is itself on record. The counts cover the refusals since
+    /// the previous `audit.events_dropped` record of the same logger (or
+    /// its start); `by_type` has an entry for each event type refused, and
+    /// its counts sum to `dropped`, as do `routine` and `critical`, and
+    /// `events_bound` and `bytes_bound`.
+    #[serde(rename = "audit.events_dropped")]
+    EventsDropped {
+        /// When the record was written.
+        timestamp: DateTime<Utc>,
+        /// Events refused.
+        dropped: u64,
+        /// Of those, routine events.
+        routine: u64,
+        /// Of those, critical events ([`AuditEvent::is_critical`]).
+        critical: u64,
+        /// Of those, refused because the queue held as many events as it
+        /// may.
+        events_bound: u64,
+        /// Of those, refused because the queue held as many bytes as it may.
+        bytes_bound: u64,
+        /// Events refused, per event type.
+        by_type: BTreeMap<Text, u64>,
+        /// The last record the writer had written when the first of them
+        /// was refused: the gap lies between that record and this one.
+        since_seq: u64,
+        /// When the first of them was refused.
+        first_dropped_at: DateTime<Utc>,
+        /// When the last of them was refused.
+        last_dropped_at: DateTime<Utc>,
+    },
     /// A logger shut down cleanly.
     #[serde(rename = "audit.logger_stopped")]
     LoggerStopped {
@@ -738,14 +772,15 @@ pub enum AuditEvent {
         timestamp: DateTime<Utc>,
         /// Records written by this logger, this one included.
         records_written: u64,
-        /// Events refused because the queue was full.
+        /// Events this logger refused because its queue was full, of every
+        /// kind and bound: the sum of its `audit.events_dropped` records.
         events_dropped: u64,
     },
 }
 
 impl AuditEvent {
     /// Every event type name, in declaration order.
-    pub const TYPES: [&'static str; 39] = [
+    pub const TYPES: [&'static str; 40] = [
         "auth.success",
         "auth.failure",
         "auth.token_issued",
@@ -784,6 +819,7 @@ impl AuditEvent {
         "audit.torn_tail_recovered",
         "audit.segment_closed",
         "audit.segments_retired",
+        "audit.events_dropped",
         "audit.logger_stopped",
     ];
 
@@ -800,7 +836,9 @@ impl AuditEvent {
     /// Whether losing this event would hide an attack or a failure: auth
     /// failures, seal failures, policy violations, rejected models, security
     /// incidents of high severity. Critical events get priority treatment
-    /// wherever the logger has to choose.
+    /// wherever the logger has to choose: they may use the share of the
+    /// queue reserved for them, and the default
+    /// [`FlushMode`](crate::FlushMode) fsyncs them with their batch.
     pub fn is_critical(&self) -> bool {
         self.severity() >= Severity::High
     }
@@ -847,6 +885,7 @@ impl AuditEvent {
             | E::TornTailRecovered { timestamp, .. }
             | E::SegmentClosed { timestamp, .. }
             | E::SegmentsRetired { timestamp, .. }
+            | E::EventsDropped { timestamp, .. }
             | E::LoggerStopped { timestamp, .. } => *timestamp,
         }
     }
@@ -895,6 +934,8 @@ impl AuditEvent {
             E::TornTailRecovered { .. } => ("audit.torn_tail_recovered", High),
             E::SegmentClosed { .. } => ("audit.segment_closed", Info),
             E::SegmentsRetired { .. } => ("audit.segments_retired", Low),
+            // A gap in the trail may hide what an attacker flooded it to hide.
+            E::EventsDropped { .. } => ("audit.events_dropped", High),
             E::LoggerStopped { .. } => ("audit.logger_stopped", Info),
         }
     }

@@ -12,8 +12,14 @@
 //! - [`AuditLogger`] records them. [`AuditLogger::emit_sync`] never blocks
 //!   and needs no async runtime (use it in `Drop`, in plain threads, inside
 //!   tokio); [`AuditLogger::emit`] is the async twin. Both put the event on a
-//!   bounded queue for one writer thread; a full queue is
-//!   [`EmitError::BufferFull`], never a wait. When an event must survive a
+//!   queue for one writer thread, bounded in events and bytes with a share
+//!   reserved for critical events; a full queue is
+//!   [`EmitError::BufferFull`] (or, for a critical event on a
+//!   [fail-closed](LoggerConfig::fail_closed) logger,
+//!   [`EmitError::CriticalRefused`]), never a wait, and every refusal is
+//!   counted in [`Stats`] and written into the chain as an
+//!   `audit.events_dropped` record. [`FlushMode`] says when their records
+//!   are fsynced, and what a power loss can take. When an event must survive a
 //!   power loss before the caller goes on, [`AuditLogger::emit_durable`]
 //!   (async, any runtime) and [`AuditLogger::emit_durable_sync`] (blocks)
 //!   return only once its record is fsynced, with a [`Receipt`] of its
@@ -91,7 +97,8 @@
 //!   the chain alone; it takes an anchor (or stored checkpoints the attacker
 //!   left in place). No inclusion or consistency proofs are served yet.
 //! - Records of [`AuditLogger::emit_sync`] and [`AuditLogger::emit`] are
-//!   fsynced at most [`SYNC_INTERVAL`] after they are written, or on
+//!   fsynced when the [`FlushMode`] says (by default, critical ones with
+//!   their batch, routine ones within [`SYNC_INTERVAL`]), or on
 //!   [`AuditLogger::flush`]; only a durable emit's `Ok` means the record is
 //!   on disk. A durable emit waits behind every event queued before it, and
 //!   its guarantee is only as good as the disk's handling of `fdatasync`
@@ -105,9 +112,11 @@
 //!   refused, and an anchor older than the cut cannot be checked
 //!   ([`verify::VerifyError::AnchorRetired`]). Segments removed any other
 //!   way make the trail fail to verify (`segment_missing`).
-//! - The queue is bounded in events, not bytes, and has no room reserved for
-//!   critical events; dropped events are counted in [`Stats`] and in the
-//!   stop record, not yet written into the chain as they happen.
+//! - The critical reserve protects critical events from routine ones, not
+//!   from each other: a flood of critical events (an attacker failing to
+//!   log in as fast as it can) fills the reserve and then has its own
+//!   events refused, counted and recorded like any others. The drop
+//!   records count refused events; they cannot say what the events held.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -146,8 +155,10 @@ pub use event::{
 };
 pub use key::{AuditKey, KeyError, KeyId};
 pub use logger::{
-    AuditLogger, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_CAPACITY, LoggerConfig, Receipt,
-    SYNC_INTERVAL, ShutdownReport, Stats,
+    AuditLogger, DEFAULT_CRITICAL_RESERVE_PERCENT, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_BYTES,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_SYNC_EVENTS, FlushMode, LoggerConfig,
+    MAX_CRITICAL_RESERVE_PERCENT, MIN_QUEUE_BYTES, QueueBound, Receipt, SYNC_INTERVAL,
+    ShutdownReport, Stats,
 };
 pub use record::{MAX_RECORD_BYTES, SCHEMA_VERSION};
 pub use store::{list_segments, segment_name};

@@ -1,10 +1,10 @@
 //! [`AuditLogger`]: the emitting side.
 //!
 //! Emitting serializes the event on the caller's thread and puts it on a
-//! bounded queue (default [`DEFAULT_QUEUE_CAPACITY`] events) that one
-//! dedicated writer thread drains. Every form of emit takes its place in the
-//! queue without waiting for one: a full queue returns
-//! [`EmitError::BufferFull`] at once, and the event is dropped and counted.
+//! queue that one dedicated writer thread drains. Every form of emit takes
+//! its place in the queue without waiting for one: when there is no room,
+//! the emit returns [`EmitError::BufferFull`] at once, and the event is
+//! dropped, counted, and written down as a gap (below).
 //!
 //! | emit | returns | waits for | can a crash lose it after `Ok`? |
 //! | --- | --- | --- | --- |
@@ -20,11 +20,50 @@
 //! queue, what reaches the disk when:
 //! - the writer hands each batch of records to the OS as soon as it has
 //!   taken it from the queue, so a crash of *the process* loses only what is
-//!   still queued;
-//! - it fsyncs at most [`SYNC_INTERVAL`] after a write, on
-//!   [`flush`](AuditLogger::flush), on [`shutdown`](AuditLogger::shutdown),
-//!   and whenever a durable emit's record is in the same batch; so a power
-//!   loss loses at most that interval of records unless the caller flushed.
+//!   still queued (at most the queue's bounds);
+//! - when it fsyncs them is the [`FlushMode`]'s choice, and so is what a
+//!   crash of *the machine* (power loss) can take. The default,
+//!   [`FlushMode::Hybrid`], fsyncs a batch holding a critical event as soon
+//!   as it is written, and routine records after [`DEFAULT_SYNC_EVENTS`]
+//!   records or [`SYNC_INTERVAL`], whichever comes first, on a timer (a
+//!   quiet tail is not left waiting for the next event).
+//!   [`FlushMode::Immediate`] fsyncs every batch before taking the next;
+//!   [`FlushMode::Batched`] treats critical events like routine ones.
+//!   Every mode fsyncs on [`flush`](AuditLogger::flush), on
+//!   [`shutdown`](AuditLogger::shutdown), and whenever a durable emit's
+//!   record is in the batch.
+//!
+//! # The queue's bounds
+//!
+//! The queue is bounded twice: in events ([`LoggerConfig::queue_capacity`],
+//! default [`DEFAULT_QUEUE_CAPACITY`]) and in bytes of event JSON
+//! ([`LoggerConfig::queue_bytes`], default [`DEFAULT_QUEUE_BYTES`]). A share
+//! of both ([`LoggerConfig::critical_reserve`], default
+//! [`DEFAULT_CRITICAL_RESERVE_PERCENT`] percent) is reserved for critical
+//! events ([`AuditEvent::is_critical`]): routine events are refused once the
+//! queue holds the rest, critical ones only at the full bounds. Routine
+//! events alone can therefore never fill the reserve; a critical event is
+//! refused only when the writer is so far behind that the reserve is full of
+//! critical events too. Sizes are those of the sanitized event, whose every
+//! text field is cut at [`MAX_TEXT_BYTES`](crate::MAX_TEXT_BYTES), so a
+//! hostile 10 MB field costs the queue about 2 KiB.
+//!
+//! A critical event that finds no room is, by default, refused like any
+//! other ([`EmitError::BufferFull`]; a caller may ignore it). A
+//! [fail-closed](LoggerConfig::fail_closed) logger refuses it with
+//! [`EmitError::CriticalRefused`] instead, which says that the action the
+//! event describes is not on record and must not go ahead, as an audited
+//! server that cannot audit refuses the request.
+//!
+//! Every refused event is counted in [`Stats`] (by kind and by bound) and in
+//! a tally per event type. Before the next record it writes — or, with
+//! nothing left to write, as soon as its queue is empty — the writer puts
+//! the tally into the chain as an `audit.events_dropped` record
+//! ([`AuditEvent::EventsDropped`]): how many events of which types and
+//! kinds were refused, at which bound, between which record and this one,
+//! and when the first and last were refused. Each refusal is in exactly one
+//! such record; the stop record's `events_dropped` is their sum. A gap in
+//! the trail is thus itself authenticated evidence, not silence.
 //!
 //! A durable emit returns only once its record is written *and* fsynced
 //! (`fdatasync` of the segment), with a [`Receipt`] naming its sequence
@@ -51,19 +90,51 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use chrono::Utc;
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 
 use crate::ack::AckWait;
 use crate::forward::{DEFAULT_EPOCH_INTERVAL, DEFAULT_EPOCH_RECORDS};
 use crate::store::{Store, StoreConfig};
 use crate::writer::{Control, Queued, Shared, Writer};
-use crate::{AuditEvent, AuditKey, EmitError, FlushError, OpenError};
+use crate::{AuditEvent, AuditKey, EmitError, FlushError, MAX_RECORD_BYTES, OpenError};
+
+mod flush;
+pub(crate) mod queue;
+
+pub use flush::{DEFAULT_SYNC_EVENTS, FlushMode, SYNC_INTERVAL};
+pub use queue::QueueBound;
 
 /// Default queue capacity in events.
 ///
 /// A thousand events of typical size is well under a megabyte of memory and
 /// covers bursts of several milliseconds of a slow disk.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1000;
+
+/// Default bound of the queue in bytes of event JSON.
+///
+/// A typical event is a few hundred bytes, so this bound is reached only by
+/// large events (every text field is cut at
+/// [`MAX_TEXT_BYTES`](crate::MAX_TEXT_BYTES), but an event has several):
+/// it keeps a flood of them from holding hundreds of megabytes in memory.
+pub const DEFAULT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Smallest byte bound [`LoggerConfig::queue_bytes`] accepts: twice the
+/// largest record, so that with the largest reserve
+/// ([`MAX_CRITICAL_RESERVE_PERCENT`]) routine events still have room for
+/// the largest event.
+pub const MIN_QUEUE_BYTES: usize = 2 * MAX_RECORD_BYTES;
+
+/// Default share of both queue bounds, in percent, that only critical
+/// events may use.
+///
+/// A quarter of a thousand-event queue is 250 critical events queued at
+/// once, far more than a service emits between two writer batches, while
+/// routine events keep three quarters.
+pub const DEFAULT_CRITICAL_RESERVE_PERCENT: u8 = 25;
+
+/// Largest reserve [`LoggerConfig::critical_reserve`] accepts, in percent:
+/// routine events always keep at least half of the queue.
+pub const MAX_CRITICAL_RESERVE_PERCENT: u8 = 50;
 
 /// Default size at which a segment is closed and a new one started (a
 /// segment is also closed when the UTC date changes).
@@ -72,15 +143,15 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1000;
 /// enough that rotation is rare.
 pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Longest time written records stay without an fsync. Bounds what a power
-/// loss can take when nobody calls [`AuditLogger::flush`].
-pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
-
 /// How an [`AuditLogger`] stores records.
 #[derive(Debug, Clone)]
 pub struct LoggerConfig {
     dir: PathBuf,
     queue_capacity: usize,
+    queue_bytes: usize,
+    critical_reserve: u8,
+    fail_closed: bool,
+    flush_mode: FlushMode,
     max_segment_bytes: u64,
     epoch_records: u64,
     epoch_interval: Duration,
@@ -95,6 +166,10 @@ impl LoggerConfig {
         LoggerConfig {
             dir: dir.into(),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
+            critical_reserve: DEFAULT_CRITICAL_RESERVE_PERCENT,
+            fail_closed: false,
+            flush_mode: FlushMode::default(),
             max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
             epoch_records: DEFAULT_EPOCH_RECORDS,
             epoch_interval: DEFAULT_EPOCH_INTERVAL,
@@ -102,10 +177,56 @@ impl LoggerConfig {
         }
     }
 
-    /// Sets the queue capacity in events (at least 1).
+    /// Sets the queue capacity in events (at least 1); see
+    /// [`critical_reserve`](Self::critical_reserve) for the share routine
+    /// events get.
     #[must_use]
     pub fn queue_capacity(mut self, events: usize) -> Self {
         self.queue_capacity = events.max(1);
+        self
+    }
+
+    /// Sets the queue's bound in bytes of event JSON (at least
+    /// [`MIN_QUEUE_BYTES`]). An event is refused when its JSON would take
+    /// the queued bytes past the bound of its kind, even while there is
+    /// room in events.
+    #[must_use]
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes.max(MIN_QUEUE_BYTES);
+        self
+    }
+
+    /// Sets the share of both queue bounds, in percent (at most
+    /// [`MAX_CRITICAL_RESERVE_PERCENT`]), that only critical events
+    /// ([`AuditEvent::is_critical`]) may use: routine events are refused
+    /// once the queue holds `100 - percent` percent of its events or bytes,
+    /// critical ones only at the full bounds. Rounded down, so a queue of
+    /// fewer than `100 / percent` events reserves nothing.
+    #[must_use]
+    pub fn critical_reserve(mut self, percent: u8) -> Self {
+        self.critical_reserve = percent.min(MAX_CRITICAL_RESERVE_PERCENT);
+        self
+    }
+
+    /// With `true`, a critical event that finds no room in the queue is
+    /// refused with [`EmitError::CriticalRefused`], which the caller must
+    /// treat as "this action was not recorded" (fail the request, as a
+    /// server that cannot audit must); with `false`, the default, it is
+    /// refused with [`EmitError::BufferFull`] like a routine event, which a
+    /// caller may ignore. Either way it is counted in [`Stats`] and in the
+    /// next `audit.events_dropped` record.
+    #[must_use]
+    pub fn fail_closed(mut self, on: bool) -> Self {
+        self.fail_closed = on;
+        self
+    }
+
+    /// Sets when records of non-durable emits are fsynced; see
+    /// [`FlushMode`] for each mode's loss window. The default is
+    /// [`FlushMode::default`].
+    #[must_use]
+    pub fn flush_mode(mut self, mode: FlushMode) -> Self {
+        self.flush_mode = mode;
         self
     }
 
@@ -132,6 +253,10 @@ impl LoggerConfig {
         self
     }
 
+    fn limits(&self) -> queue::Limits {
+        queue::Limits::new(self.queue_capacity, self.queue_bytes, self.critical_reserve)
+    }
+
     fn store_config(&self) -> StoreConfig {
         StoreConfig {
             max_segment_bytes: self.max_segment_bytes,
@@ -148,22 +273,47 @@ impl LoggerConfig {
 }
 
 /// Counters of what the logger did, readable at any time.
+///
+/// Every emit that passed the open and sequence checks is either accepted
+/// or dropped (unless the writer was gone, which is
+/// [`EmitError::Closed`]): `accepted + dropped()` is the number of such
+/// emits, and
+/// `dropped()` is both `dropped_full + dropped_bytes` and
+/// `dropped_routine + dropped_critical`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Events accepted onto the queue.
     pub accepted: u64,
-    /// Events refused because the queue was full.
+    /// Events refused because the queue held as many events as their kind
+    /// may use ([`QueueBound::Events`]).
     pub dropped_full: u64,
+    /// Events refused because the queue held as many bytes as their kind
+    /// may use ([`QueueBound::Bytes`]).
+    pub dropped_bytes: u64,
+    /// Refused events that were routine.
+    pub dropped_routine: u64,
+    /// Refused events that were critical, fail-closed refusals included.
+    pub dropped_critical: u64,
+    /// `audit.events_dropped` records written, which count the refusals in
+    /// the chain.
+    pub drop_records: u64,
     /// Records written to the OS, the logger's own included.
     pub written: u64,
     /// Accepted events that were lost because the writer had failed.
     pub failed: u64,
     /// Times the writer made the records it had written durable: for
     /// durable emits, [`flush`](AuditLogger::flush), shutdown and the
-    /// [`SYNC_INTERVAL`]; one fsync each (none when a key handover in the
+    /// [`FlushMode`]; one fsync each (none when a key handover in the
     /// same batch had just fsynced everything). The fsyncs the store makes
     /// on its own, at a key handover or a new segment, are not counted.
     pub fsyncs: u64,
+}
+
+impl Stats {
+    /// Events refused, of every kind and bound.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_full.saturating_add(self.dropped_bytes)
+    }
 }
 
 /// Proof of a durable emit: where its record is in the chain.
@@ -213,7 +363,8 @@ pub struct AuditLogger {
 
 struct Active {
     dir: PathBuf,
-    capacity: usize,
+    fail_closed: bool,
+    /// Unbounded: [`Shared::admit`] bounds what is sent.
     events: Sender<Queued>,
     control: Sender<Control>,
     shared: Arc<Shared>,
@@ -259,10 +410,11 @@ impl AuditLogger {
 
     fn start(config: LoggerConfig, key: Option<&AuditKey>) -> Result<Self, OpenError> {
         let (store, shared, checkpoints) = start_chain(&config, key)?;
-        let (events_tx, events_rx) = crossbeam_channel::bounded(config.queue_capacity);
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let writer = Writer::new(store, events_rx, control_rx, Arc::clone(&shared))
-            .with_checkpoints(checkpoints);
+            .with_checkpoints(checkpoints)
+            .with_flush_mode(config.flush_mode);
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run())
@@ -271,7 +423,7 @@ impl AuditLogger {
         Ok(AuditLogger {
             inner: Some(Active {
                 dir: config.dir,
-                capacity: config.queue_capacity,
+                fail_closed: config.fail_closed,
                 events: events_tx,
                 control: control_tx,
                 shared,
@@ -428,25 +580,39 @@ impl Active {
         } else {
             (None, None)
         };
+        let critical = event.is_critical();
         self.shared.reserve_seq()?;
-        match self.events.try_send(Queued { json, ack }) {
+        // A refused event's ack is dropped unanswered, with nobody waiting
+        // on it.
+        if let Err(refused) = self.shared.admit(event.event_type(), json.len(), critical) {
+            self.shared.release_seq();
+            return Err(if critical && self.fail_closed {
+                EmitError::CriticalRefused {
+                    event_type: event.event_type(),
+                    bound: refused.bound,
+                    limit: refused.limit,
+                }
+            } else {
+                EmitError::BufferFull {
+                    bound: refused.bound,
+                    limit: refused.limit,
+                }
+            });
+        }
+        match self.events.send(Queued {
+            json,
+            ack,
+            critical,
+        }) {
             Ok(()) => {
                 self.shared.accepted.fetch_add(1, Ordering::Relaxed);
                 Ok(wait)
             }
-            Err(err) => {
-                // The refused event's ack is dropped unanswered, with nobody
-                // waiting on it.
+            Err(unsent) => {
+                // Only a writer that is gone drops the receiver.
+                self.shared.unadmit(unsent.0.json.len());
                 self.shared.release_seq();
-                match err {
-                    TrySendError::Full(_) => {
-                        self.shared.dropped_full.fetch_add(1, Ordering::Relaxed);
-                        Err(EmitError::BufferFull {
-                            capacity: self.capacity,
-                        })
-                    }
-                    TrySendError::Disconnected(_) => Err(EmitError::Closed),
-                }
+                Err(EmitError::Closed)
             }
         }
     }
@@ -516,7 +682,7 @@ fn start_chain(config: &LoggerConfig, key: Option<&AuditKey>) -> Result<Started,
     store.sync().map_err(io_err)?;
     // Counting a segment manifest the store may have written first.
     let written = store.head().last_seq.saturating_sub(resumed_after);
-    let shared = Arc::new(Shared::new(store.head().last_seq, written));
+    let shared = Arc::new(Shared::new(store.head().last_seq, written).with_limits(config.limits()));
     Ok((store, shared, checkpoints))
 }
 

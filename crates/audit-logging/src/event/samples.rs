@@ -298,6 +298,18 @@ pub(crate) fn all() -> Vec<AuditEvent> {
                 root: d,
             }],
         },
+        E::EventsDropped {
+            timestamp: t,
+            dropped: 5,
+            routine: 4,
+            critical: 1,
+            events_bound: 3,
+            bytes_bound: 2,
+            by_type: [("auth.failure".into(), 1), ("task.submitted".into(), 4)].into(),
+            since_seq: 41,
+            first_dropped_at: t,
+            last_dropped_at: t,
+        },
         E::LoggerStopped {
             timestamp: t,
             records_written: 10,

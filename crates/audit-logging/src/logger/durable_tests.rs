@@ -45,13 +45,13 @@ fn held(dir: &Path, prepare: impl FnOnce(&mut Store)) -> (Arc<AuditLogger>, Writ
     let key = AuditKey::generate().unwrap();
     let (mut store, shared, _) = start_chain(&config, Some(&key)).unwrap();
     prepare(&mut store);
-    let (events, events_rx) = crossbeam_channel::bounded(config.queue_capacity);
+    let (events, events_rx) = crossbeam_channel::unbounded();
     let (control, control_rx) = crossbeam_channel::unbounded();
     let writer = Writer::new(store, events_rx, control_rx, Arc::clone(&shared));
     let logger = AuditLogger {
         inner: Some(Active {
             dir: config.dir,
-            capacity: config.queue_capacity,
+            fail_closed: config.fail_closed,
             events,
             control,
             shared,
@@ -214,14 +214,18 @@ fn a_durable_emit_after_shutdown_is_closed() {
 fn a_durable_emit_to_a_full_queue_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (logger, _writer) = held(dir.path(), |_| {});
-    for _ in 0..DEFAULT_QUEUE_CAPACITY {
+    // Routine events may fill the queue up to the critical reserve.
+    let routine =
+        DEFAULT_QUEUE_CAPACITY * usize::from(100 - DEFAULT_CRITICAL_RESERVE_PERCENT) / 100;
+    for _ in 0..routine {
         logger.emit_sync(event()).unwrap();
     }
     // A waiting emit would hang here: the writer never runs.
     assert_eq!(
         logger.emit_durable_sync(event()),
         Err(EmitError::BufferFull {
-            capacity: DEFAULT_QUEUE_CAPACITY
+            bound: QueueBound::Events,
+            limit: routine
         })
     );
     assert_eq!(logger.stats().dropped_full, 1);
