@@ -9,6 +9,7 @@
 //! | [`VerifyError`] | [`VramManager::verify_sealed`](crate::VramManager::verify_sealed) | the handle or the resident bytes |
 //! | [`DeallocError`] | [`VramManager::deallocate`](crate::VramManager::deallocate) | the handle or the device |
 //! | [`ModelError`] | [`SafetensorsFile`](crate::SafetensorsFile) | the model file |
+//! | [`ProvenanceError`] | [`provenance`](crate::provenance) | the manifest, the signature, or files that do not match them |
 //! | [`SealModelError`] | [`VramManager::seal_model`](crate::VramManager::seal_model) | any of the above, plus the file digest |
 //!
 //! Messages are lower case and carry the values involved; a verification
@@ -386,6 +387,10 @@ pub enum SealModelError {
         #[source]
         source: SealError,
     },
+    /// The model's provenance check failed: its files are not what the
+    /// manifest or signature says, or the signature does not verify.
+    #[error("provenance check failed: {0}")]
+    Provenance(#[from] ProvenanceError),
     /// The file's SHA-256 is not the one the caller expected.
     #[error("model file sha256 mismatch: expected {expected}, file has {found}")]
     FileDigestMismatch {
@@ -394,4 +399,176 @@ pub enum SealModelError {
         /// The digest of the bytes read.
         found: Digest,
     },
+}
+
+/// A model's files could not be shown to be what its manifest or signature
+/// says. Everything but [`Io`](Self::Io) and
+/// [`InvalidSignerKey`](Self::InvalidSignerKey) is a verdict against the
+/// model ([`is_verdict`](Self::is_verdict)).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProvenanceError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The signer's public key file is not a P-256 public key in PEM.
+    #[error("invalid signer key: {reason}")]
+    InvalidSignerKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A manifest larger than [`MAX_MANIFEST_BYTES`](crate::provenance::manifest::MAX_MANIFEST_BYTES).
+    #[error("digest manifest of {bytes} bytes exceeds the {limit}-byte limit")]
+    ManifestTooLarge {
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A manifest in neither accepted spelling.
+    #[error("invalid digest manifest (line {line}): {reason}")]
+    ManifestSyntax {
+        /// The line, from 1; 0 when no one line is at fault.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A manifest that starts like JSON but is not an object of strings.
+    #[error("invalid digest manifest: {0}")]
+    ManifestJson(#[source] serde_json::Error),
+    /// A name listed twice in a manifest or statement.
+    #[error("{name:?} is listed twice")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// A file name that is absolute, climbs out of the model directory or
+    /// is otherwise not a plain relative path.
+    #[error("unsafe file name {name:?}: {reason}")]
+    UnsafeName {
+        /// The name as given.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A bundle larger than [`MAX_BUNDLE_BYTES`](crate::provenance::signing::MAX_BUNDLE_BYTES).
+    #[error("signature bundle of {bytes} bytes exceeds the {limit}-byte limit")]
+    BundleTooLarge {
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A bundle that is not JSON of the expected shape.
+    #[error("signature bundle is not a sigstore bundle: {0}")]
+    BundleJson(#[source] serde_json::Error),
+    /// A bundle of an unsupported kind or with undecodable fields.
+    #[error("unsupported or malformed signature bundle: {reason}")]
+    BundleFormat {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The bundle names another public key than the one given.
+    #[error(
+        "the signature was made with another key: bundle names key {bundle_hint}, \
+         the given key is {key_hint}"
+    )]
+    WrongKey {
+        /// The hint in the bundle.
+        bundle_hint: String,
+        /// The given key's hint.
+        key_hint: String,
+    },
+    /// The signature does not verify with the given key over the payload.
+    #[error(
+        "signature does not verify with the signer key (edited payload or signature, or another key)"
+    )]
+    BadSignature,
+    /// The signed statement is not a model_signing 1.x statement this crate
+    /// reads.
+    #[error("unsupported or malformed signed statement: {reason}")]
+    StatementFormat {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The statement's root digest is not the digest of its resources.
+    #[error("signed statement is inconsistent: root digest {expected}, resources hash to {found}")]
+    RootDigestMismatch {
+        /// The subject's digest.
+        expected: Digest,
+        /// The digest over the listed resources.
+        found: Digest,
+    },
+    /// The model file is not listed.
+    #[error("{file:?} is not listed in the manifest or signature")]
+    NotListed {
+        /// The file.
+        file: String,
+    },
+    /// A listed file is not on disk.
+    #[error("{file:?} is signed but missing from the model directory")]
+    MissingFile {
+        /// The file.
+        file: String,
+    },
+    /// A file on disk that the signature does not list.
+    #[error("{file:?} is in the model directory but not signed")]
+    UnsignedFile {
+        /// The file.
+        file: String,
+    },
+    /// A file whose SHA-256 is not the listed one.
+    #[error("{file:?} does not match: expected sha256 {expected}, file has {found}")]
+    FileMismatch {
+        /// The file.
+        file: String,
+        /// The listed digest.
+        expected: Digest,
+        /// The file's digest.
+        found: Digest,
+    },
+    /// A symbolic link in the model directory, or in place of a file.
+    #[error("{path} is a symbolic link; model files are not read through links")]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+    /// A FIFO, socket or device in the model directory.
+    #[error("{path} is not a regular file")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+    /// More files than [`MAX_MODEL_FILES`](crate::provenance::MAX_MODEL_FILES).
+    #[error("model directory holds more than {limit} files")]
+    TooManyFiles {
+        /// The limit.
+        limit: usize,
+    },
+    /// Directories nested deeper than [`MAX_MODEL_DEPTH`](crate::provenance::MAX_MODEL_DEPTH).
+    #[error("{path} is nested more than {limit} directories deep")]
+    TooDeep {
+        /// The directory.
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl ProvenanceError {
+    /// Whether this is a verdict against the model (its files or signature
+    /// are wrong), rather than a failure to reach one (a file that could
+    /// not be read, or a signer key that is not a key).
+    pub fn is_verdict(&self) -> bool {
+        !matches!(
+            self,
+            ProvenanceError::Io { .. } | ProvenanceError::InvalidSignerKey { .. }
+        )
+    }
 }

@@ -133,6 +133,7 @@ pub mod error;
 mod manager;
 pub mod model;
 pub mod policy;
+pub mod provenance;
 pub mod seal;
 
 pub use audit_logging::Digest;
@@ -141,12 +142,13 @@ pub use backend::{AllocationId, BackendInfo, BackendKind, DeviceIdentity, VramBa
 #[cfg(feature = "fault-injection")]
 pub use error::FaultInjectionError;
 pub use error::{
-    BackendError, DeallocError, HandleError, KeyError, ModelError, SealError, SealModelError,
-    VerifyError,
+    BackendError, DeallocError, HandleError, KeyError, ModelError, ProvenanceError, SealError,
+    SealModelError, VerifyError,
 };
 pub use manager::{
     DEFAULT_MAX_SHARD_BYTES, ManagerConfig, SealModelOptions, SealProgress, SealedModel, ShardSpec,
     UPLOAD_CHUNK_BYTES, VramManager,
 };
 pub use model::{SafetensorsFile, TensorEntry};
+pub use provenance::Provenance;
 pub use seal::{KeyId, SealKey, SealedShard, Signature};

@@ -4,8 +4,9 @@
 //!
 //! Either every shard ends up sealed or none stays resident: on any failure
 //! the shards sealed so far are deallocated again. A file that turns out
-//! malformed, unreadable, different in size from its header, or different
-//! from the expected SHA-256 is also recorded as `model.rejected`.
+//! malformed, unreadable, different in size from its header, different
+//! from the expected SHA-256, or that fails its provenance check is also
+//! recorded as `model.rejected`.
 
 use std::path::Path;
 
@@ -16,6 +17,7 @@ use crate::backend::VramBackend;
 use crate::error::{SealError, SealModelError};
 use crate::model::reader::ModelReader;
 use crate::model::{PlannedShard, ShardPlan};
+use crate::provenance::{Provenance, ProvenanceError};
 use crate::seal::SealedShard;
 
 /// Shard size limit unless the caller picks one: 256 MiB.
@@ -39,6 +41,10 @@ pub struct SealModelOptions {
     /// publishes. Checked after the single read; a mismatch unseals
     /// everything.
     pub expected_sha256: Option<Digest>,
+    /// A manifest or signature the model's files must match (see
+    /// [`provenance`](crate::provenance)), checked before anything is
+    /// uploaded. The model directory is the file's parent directory.
+    pub provenance: Option<Provenance>,
 }
 
 impl SealModelOptions {
@@ -49,6 +55,7 @@ impl SealModelOptions {
             model_ref: model_ref.into(),
             max_shard_bytes: DEFAULT_MAX_SHARD_BYTES,
             expected_sha256: None,
+            provenance: None,
         }
     }
 
@@ -63,6 +70,13 @@ impl SealModelOptions {
     #[must_use]
     pub fn with_expected_sha256(mut self, digest: Digest) -> Self {
         self.expected_sha256 = Some(digest);
+        self
+    }
+
+    /// Sets [`provenance`](Self::provenance).
+    #[must_use]
+    pub fn with_provenance(mut self, provenance: Provenance) -> Self {
+        self.provenance = Some(provenance);
         self
     }
 }
@@ -135,17 +149,24 @@ impl<B: VramBackend> VramManager<B> {
         progress: &mut dyn FnMut(SealProgress<'_>),
     ) -> Result<SealedModel, SealModelError> {
         let model_ref = options.model_ref.as_str();
-        // With an expected digest, the file is checked before anything is
-        // uploaded, so a wrong model never becomes resident or sealed. It is
-        // digested again while sealing, which catches a file that changes
-        // in between.
-        if let Some(expected) = options.expected_sha256 {
-            let found = match crate::model::file_sha256(path) {
-                Ok(found) => found,
-                Err(error) => return Err(self.reject_model(model_ref, Vec::new(), error.into())),
-            };
-            if found != expected {
-                let error = SealModelError::FileDigestMismatch { expected, found };
+        // With an expected digest or a provenance check, the file is checked
+        // before anything is uploaded, so a wrong model never becomes
+        // resident or sealed. It is digested again while sealing, which
+        // catches a file that changes in between.
+        let signed = match options
+            .provenance
+            .as_ref()
+            .map(|p| check_provenance(p, path))
+        {
+            None => None,
+            Some(Ok(digest)) => Some(digest),
+            Some(Err(error)) => return Err(self.reject_model(model_ref, Vec::new(), error.into())),
+        };
+        if options.expected_sha256.is_some() || signed.is_some() {
+            let checked = crate::model::file_sha256(path)
+                .map_err(SealModelError::from)
+                .and_then(|found| check_digests(options, signed, path, found));
+            if let Err(error) = checked {
                 return Err(self.reject_model(model_ref, Vec::new(), error));
             }
         }
@@ -198,13 +219,7 @@ impl<B: VramBackend> VramManager<B> {
             Ok(digest) => digest,
             Err(error) => return Err(self.reject_model(model_ref, sealed, error.into())),
         };
-        if let Some(expected) = options.expected_sha256
-            && expected != file_sha256
-        {
-            let error = SealModelError::FileDigestMismatch {
-                expected,
-                found: file_sha256,
-            };
+        if let Err(error) = check_digests(options, signed, path, file_sha256) {
             return Err(self.reject_model(model_ref, sealed, error));
         }
         let model = SealedModel {
@@ -236,4 +251,50 @@ impl<B: VramBackend> VramManager<B> {
             }
         }
     }
+}
+
+/// Checks the model's directory against `provenance`; returns the digest
+/// the model file must have.
+fn check_provenance(provenance: &Provenance, path: &Path) -> Result<Digest, ProvenanceError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name =
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ProvenanceError::UnsafeName {
+                name: path.display().to_string(),
+                reason: "the model path has no UTF-8 file name",
+            })?;
+    provenance.check(dir, name)
+}
+
+/// Compares the model file's digest `found` with the caller's expected
+/// digest and with the one its provenance gives (`signed`).
+fn check_digests(
+    options: &SealModelOptions,
+    signed: Option<Digest>,
+    path: &Path,
+    found: Digest,
+) -> Result<(), SealModelError> {
+    if let Some(expected) = options.expected_sha256
+        && expected != found
+    {
+        return Err(SealModelError::FileDigestMismatch { expected, found });
+    }
+    if let Some(expected) = signed
+        && expected != found
+    {
+        let file = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        return Err(ProvenanceError::FileMismatch {
+            file,
+            expected,
+            found,
+        }
+        .into());
+    }
+    Ok(())
 }
