@@ -289,7 +289,7 @@ pub enum FaultInjectionError {
     Backend(#[source] BackendError),
 }
 
-/// A model file is not a safetensors file this crate will load.
+/// A model file is not a safetensors or GGUF file this crate will load.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
@@ -331,9 +331,18 @@ pub enum ModelError {
     /// dtype, offsets that overlap, leave gaps or disagree with shape and dtype).
     #[error("invalid safetensors header: {0}")]
     InvalidHeader(#[source] serde_json::Error),
+    /// A GGUF header that is malformed or beyond this crate's limits (see
+    /// [`model::gguf`](crate::model::gguf)).
+    #[error("invalid GGUF file at byte {offset}: {reason}")]
+    InvalidGguf {
+        /// Where in the file the problem was found.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// The data section is not the size the header describes.
     #[error(
-        "safetensors data section is {found} bytes, header describes {expected} \
+        "data section is {found} bytes, header describes {expected} \
          (truncated file or trailing bytes)"
     )]
     DataLengthMismatch {
