@@ -3,7 +3,7 @@
 //! | enum | returned by | whose fault |
 //! | --- | --- | --- |
 //! | [`BackendError`] | [`VramBackend`](crate::VramBackend) methods | the device or its driver |
-//! | [`KeyError`] | [`SealKey`](crate::SealKey) constructors | the caller (wrong length) or the OS (no entropy) |
+//! | [`KeyError`] | [`SealKey`](crate::SealKey) constructors and key files | the caller (wrong length, bad key file) or the OS (no entropy, I/O) |
 //! | [`HandleError`] | nested in the three below | whoever holds the [`SealedShard`](crate::SealedShard) |
 //! | [`SealError`] | [`VramManager::seal_shard`](crate::VramManager::seal_shard) | policy, capacity, device or source |
 //! | [`VerifyError`] | [`VramManager::verify_sealed`](crate::VramManager::verify_sealed) | the handle or the resident bytes |
@@ -90,6 +90,34 @@ pub enum KeyError {
     Rejected {
         /// The key's length.
         len: usize,
+    },
+    /// A key file could not be read or written.
+    #[error("seal key file {path}: {source}")]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A key file that group or others may access.
+    #[error(
+        "seal key file {path} has mode {mode:04o}, which lets other users read it; \
+         run `chmod 600 {path}`"
+    )]
+    InsecurePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A file that is not a seal key file.
+    #[error("{path} is not a sealtrail seal key file: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
     },
 }
 

@@ -14,13 +14,18 @@ use vram_residency::{
 
 use crate::output::{byte_bar, describe, outln, shown};
 
-/// A manager on the host-memory simulation, the only backend so far, with a
-/// fresh seal key.
+/// A manager on the host-memory simulation, the only backend so far, with
+/// the seal key in `key_file`, or a fresh one.
 pub fn host_manager(
     audit: Arc<AuditLogger>,
     worker_id: &str,
+    key_file: Option<&Path>,
 ) -> anyhow::Result<VramManager<HostBackend>> {
-    let key = SealKey::generate().context("cannot create a seal key")?;
+    let key = match key_file {
+        Some(path) => SealKey::load(path)
+            .with_context(|| format!("cannot load the seal key {}", shown(path)))?,
+        None => SealKey::generate().context("cannot create a seal key")?,
+    };
     Ok(VramManager::new(
         HostBackend::new(),
         key,

@@ -1,0 +1,250 @@
+//! `seal` with a manifest, an OpenSSF model signature, a GGUF model and a
+//! seal key file, end to end through the binary. The signed model is the
+//! fixture that the real `model_signing` tool made
+//! (`scripts/make-model-signing-fixtures.sh`).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use sha2::{Digest as _, Sha256};
+
+fn sealtrail(cwd: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("sealtrail").unwrap();
+    cmd.current_dir(cwd)
+        .env_remove("SEALTRAIL_AUDIT_DIR")
+        .env_remove("SEALTRAIL_KEY")
+        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
+        .env_remove("SEALTRAIL_CHECKPOINT_VKEY")
+        .env_remove("SEALTRAIL_SEAL_KEY");
+    cmd
+}
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vram-residency/tests/data")
+}
+
+/// A scratch directory with keys and a copy of the signed model in `model/`.
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for name in ["model.safetensors", "config.json"] {
+        std::fs::copy(
+            data().join("model-signing/model").join(name),
+            model.join(name),
+        )
+        .unwrap();
+    }
+    (dir, model)
+}
+
+fn json(out: &assert_cmd::assert::Assert) -> serde_json::Value {
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
+fn count(dir: &Path, event_type: &str) -> usize {
+    let out = sealtrail(dir)
+        .args(["query", "--json", "--type", event_type])
+        .assert()
+        .success();
+    String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .count()
+}
+
+fn seal_signed(dir: &Path, model: &Path) -> assert_cmd::assert::Assert {
+    sealtrail(dir)
+        .arg("seal")
+        .arg(model.join("model.safetensors"))
+        .arg("--signature")
+        .arg(data().join("model-signing/model.sig"))
+        .arg("--signer-key")
+        .arg(data().join("model-signing/signer.pub.pem"))
+        .arg("--json")
+        .assert()
+}
+
+#[test]
+fn a_signed_model_seals_and_says_so() {
+    let (dir, model) = setup();
+    let out = seal_signed(dir.path(), &model).success();
+    let v = json(&out);
+    assert!(
+        v["provenance"]
+            .as_str()
+            .unwrap()
+            .contains("model signature"),
+        "{v}"
+    );
+    assert_eq!(count(dir.path(), "model.sealed"), 1);
+    assert_eq!(count(dir.path(), "model.rejected"), 0);
+    sealtrail(dir.path()).arg("verify").assert().success();
+}
+
+#[test]
+fn a_tampered_signed_model_is_refused_recorded_and_exits_1() {
+    let (dir, model) = setup();
+    std::fs::write(model.join("config.json"), "{}\n").unwrap();
+    let out = seal_signed(dir.path(), &model).code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("config.json") && stderr.contains("does not match"),
+        "{stderr}"
+    );
+    assert_eq!(count(dir.path(), "model.rejected"), 1);
+    assert_eq!(
+        count(dir.path(), "vram."),
+        0,
+        "a refused model reached device memory"
+    );
+    sealtrail(dir.path()).arg("verify").assert().success();
+}
+
+#[test]
+fn a_signer_key_that_is_not_a_key_is_a_usage_error_before_the_trail() {
+    let (dir, model) = setup();
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a key").unwrap();
+    sealtrail(dir.path())
+        .arg("seal")
+        .arg(model.join("model.safetensors"))
+        .arg("--signature")
+        .arg(data().join("model-signing/model.sig"))
+        .arg("--signer-key")
+        .arg(&bad)
+        .assert()
+        .code(2);
+    assert!(!dir.path().join("sealtrail-audit").exists());
+    // --signature without --signer-key is refused by the parser.
+    sealtrail(dir.path())
+        .arg("seal")
+        .arg(model.join("model.safetensors"))
+        .arg("--signature")
+        .arg(data().join("model-signing/model.sig"))
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn a_manifest_is_checked_in_either_spelling() {
+    let (dir, model) = setup();
+    let path = model.join("model.safetensors");
+    let digest = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+    let sums = dir.path().join("SHA256SUMS");
+    std::fs::write(&sums, format!("{digest}  model.safetensors\n")).unwrap();
+    sealtrail(dir.path())
+        .arg("seal")
+        .arg(&path)
+        .arg("--manifest")
+        .arg(&sums)
+        .assert()
+        .success();
+
+    let wrong = dir.path().join("manifest.json");
+    std::fs::write(
+        &wrong,
+        format!(r#"{{"model.safetensors": "{}"}}"#, "00".repeat(32)),
+    )
+    .unwrap();
+    sealtrail(dir.path())
+        .arg("seal")
+        .arg(&path)
+        .arg("--manifest")
+        .arg(&wrong)
+        .assert()
+        .code(1);
+    let unlisted = dir.path().join("other.json");
+    std::fs::write(&unlisted, format!(r#"{{"config.json": "{digest}"}}"#)).unwrap();
+    let out = sealtrail(dir.path())
+        .arg("seal")
+        .arg(&path)
+        .arg("--manifest")
+        .arg(&unlisted)
+        .assert()
+        .code(1);
+    assert!(
+        String::from_utf8_lossy(&out.get_output().stderr).contains("not listed"),
+        "{out:?}"
+    );
+    assert_eq!(count(dir.path(), "model.sealed"), 1);
+    assert_eq!(count(dir.path(), "model.rejected"), 2);
+
+    // A manifest that is not one is a usage error.
+    std::fs::write(&wrong, "garbage").unwrap();
+    sealtrail(dir.path())
+        .arg("seal")
+        .arg(&path)
+        .arg("--manifest")
+        .arg(&wrong)
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn a_gguf_model_seals() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    let out = sealtrail(dir.path())
+        .arg("seal")
+        .arg(data().join("gguf/tiny.gguf"))
+        .args(["--max-shard-bytes", "96B", "--json"])
+        .assert()
+        .success();
+    let v = json(&out);
+    assert_eq!(v["file_bytes"], 768);
+    assert_eq!(v["shards"].as_array().unwrap().len(), 2);
+    assert_eq!(v["all_verified"], true);
+}
+
+#[test]
+fn a_seal_key_file_gives_every_seal_its_key_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sealtrail(dir.path())
+        .args(["keygen", "--seal-key-out", "seal.key"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let key_text = std::fs::read_to_string(dir.path().join("seal.key")).unwrap();
+    let secret = key_text.lines().nth(1).unwrap();
+    assert!(!text.contains(secret), "keygen printed the seal key");
+
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let out = sealtrail(dir.path())
+            .arg("seal")
+            .arg(data().join("gguf/tiny.gguf"))
+            .args(["--seal-key-file", "seal.key", "--json"])
+            .assert()
+            .success();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(!stdout.contains(secret), "seal printed the seal key");
+        ids.push(json(&out)["seal_key_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids[0], ids[1], "the same key file gives the same key id");
+    assert!(
+        text.contains(&ids[0]),
+        "keygen names the key by its id: {text}"
+    );
+    let out = sealtrail(dir.path())
+        .args(["query", "--json", "--type", "vram.sealed"])
+        .assert()
+        .success();
+    let trail = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(trail.lines().all(|l| l.contains(&ids[0])), "{trail}");
+    assert!(!trail.contains(secret));
+
+    // A key file others can read is refused.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        dir.path().join("seal.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    sealtrail(dir.path())
+        .arg("seal")
+        .arg(data().join("gguf/tiny.gguf"))
+        .args(["--seal-key-file", "seal.key"])
+        .assert()
+        .code(2);
+}
