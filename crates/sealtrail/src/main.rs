@@ -58,19 +58,17 @@ fn main() -> ExitCode {
 /// was asked to prove against).
 fn is_verification_failure(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<vram_residency::SealModelError>(),
-            Some(vram_residency::SealModelError::FileDigestMismatch { .. })
-        ) || matches!(
-            cause.downcast_ref::<vram_residency::SealModelError>(),
-            Some(vram_residency::SealModelError::Provenance(e)) if e.is_verdict()
-        ) || matches!(
-            cause.downcast_ref::<audit_logging::query::QueryError>(),
-            Some(audit_logging::query::QueryError::Tampered(_))
-        ) || matches!(
-            cause.downcast_ref::<audit_logging::logtree::ProveError>(),
-            Some(audit_logging::logtree::ProveError::Mismatch(_))
-        )
+        cause
+            .downcast_ref::<vram_residency::SealModelError>()
+            .is_some_and(vram_residency::SealModelError::is_verdict)
+            || matches!(
+                cause.downcast_ref::<audit_logging::query::QueryError>(),
+                Some(audit_logging::query::QueryError::Tampered(_))
+            )
+            || matches!(
+                cause.downcast_ref::<audit_logging::logtree::ProveError>(),
+                Some(audit_logging::logtree::ProveError::Mismatch(_))
+            )
     })
 }
 

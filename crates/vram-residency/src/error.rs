@@ -368,6 +368,32 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// A sharded checkpoint's index that is not one (see
+    /// [`model::index`](crate::model::index)).
+    #[error("invalid model index: {reason}")]
+    InvalidIndex {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An index that is not JSON with a `weight_map` of strings.
+    #[error("invalid model index: {0}")]
+    IndexJson(#[source] serde_json::Error),
+    /// An index naming a file outside its own directory.
+    #[error("model index names unsafe path {name:?}: {reason}")]
+    UnsafeIndexPath {
+        /// The name as given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A checkpoint file whose tensors are not those the index assigns it.
+    #[error("{file} does not match the model index: {reason}")]
+    IndexMismatch {
+        /// The file.
+        file: String,
+        /// What differs.
+        reason: String,
+    },
     /// The data section is not the size the header describes.
     #[error(
         "data section is {found} bytes, header describes {expected} \
@@ -436,6 +462,29 @@ pub enum SealModelError {
         /// The digest of the bytes read.
         found: Digest,
     },
+    /// One file of a sharded checkpoint could not be sealed.
+    #[error("{file}: {source}")]
+    InFile {
+        /// The file, as the index names it.
+        file: String,
+        /// Why.
+        #[source]
+        source: Box<SealModelError>,
+    },
+}
+
+impl SealModelError {
+    /// Whether this is a verdict against the model (not the expected file,
+    /// or failing its manifest or signature), rather than a model that
+    /// could not be read or sealed at all.
+    pub fn is_verdict(&self) -> bool {
+        match self {
+            SealModelError::FileDigestMismatch { .. } => true,
+            SealModelError::Provenance(e) => e.is_verdict(),
+            SealModelError::InFile { source, .. } => source.is_verdict(),
+            _ => false,
+        }
+    }
 }
 
 /// A model's files could not be shown to be what its manifest or signature

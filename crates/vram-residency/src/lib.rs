@@ -146,9 +146,9 @@ pub use error::{
     SealModelError, VerifyError,
 };
 pub use manager::{
-    DEFAULT_MAX_SHARD_BYTES, ManagerConfig, SealModelOptions, SealProgress, SealedModel, ShardSpec,
-    UPLOAD_CHUNK_BYTES, VramManager,
+    DEFAULT_MAX_SHARD_BYTES, ManagerConfig, SealModelOptions, SealProgress, SealedCheckpoint,
+    SealedModel, ShardSpec, UPLOAD_CHUNK_BYTES, VramManager,
 };
-pub use model::{SafetensorsFile, TensorEntry};
+pub use model::{GgufFile, ModelFormat, ModelLayout, SafetensorsFile, ShardedIndex, TensorEntry};
 pub use provenance::Provenance;
 pub use seal::{KeyId, SealKey, SealedShard, Signature};

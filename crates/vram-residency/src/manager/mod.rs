@@ -1,6 +1,7 @@
 //! [`VramManager`] and its configuration. The manager's public contract is
 //! documented on the type; this module splits its implementation by step:
-//! `seal` (one shard), `model` (a whole file), `lifecycle` (verify,
+//! `seal` (one shard), `model` (a whole file), `sharded` (a checkpoint of
+//! several files), `lifecycle` (verify,
 //! deallocate, fault injection), `table` (allocations and capacity) and
 //! `audit` (event emission).
 
@@ -17,10 +18,12 @@ mod audit;
 mod lifecycle;
 mod model;
 mod seal;
+mod sharded;
 mod table;
 
 pub use model::{DEFAULT_MAX_SHARD_BYTES, SealModelOptions, SealProgress, SealedModel};
 pub use seal::UPLOAD_CHUNK_BYTES;
+pub use sharded::SealedCheckpoint;
 
 use audit::Auditor;
 use table::{Entry, Table};

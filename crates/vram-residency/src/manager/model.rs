@@ -233,7 +233,7 @@ impl<B: VramBackend> VramManager<B> {
     }
 
     /// Records the model as rejected and unseals what was sealed of it.
-    fn reject_model(
+    pub(super) fn reject_model(
         &self,
         model_ref: &str,
         sealed: Vec<SealedShard>,
@@ -244,7 +244,7 @@ impl<B: VramBackend> VramManager<B> {
         error
     }
 
-    fn roll_back(&self, sealed: Vec<SealedShard>) {
+    pub(super) fn roll_back(&self, sealed: Vec<SealedShard>) {
         for shard in sealed.into_iter().rev() {
             if let Err(error) = self.deallocate(shard) {
                 tracing::warn!(%error, "could not release a shard while unsealing a model");

@@ -28,10 +28,12 @@ use sha2::{Digest as _, Sha256};
 use crate::error::ModelError;
 
 pub mod gguf;
+pub mod index;
 pub mod plan;
 pub(crate) mod reader;
 
 pub use gguf::GgufFile;
+pub use index::ShardedIndex;
 pub use plan::{PlannedShard, ShardPlan, plan_shards};
 
 /// Largest safetensors header this crate will read, in bytes: 16 MiB.

@@ -64,6 +64,19 @@ impl DigestManifest {
         }
     }
 
+    /// A manifest of the given entries; names are checked as when parsed.
+    pub fn from_entries(
+        entries: impl IntoIterator<Item = (String, Digest)>,
+    ) -> Result<DigestManifest, ProvenanceError> {
+        let mut manifest = DigestManifest {
+            entries: BTreeMap::new(),
+        };
+        for (name, digest) in entries {
+            manifest.insert(&name, digest)?;
+        }
+        Ok(manifest)
+    }
+
     /// The digest listed for `name`, if any.
     pub fn get(&self, name: &str) -> Option<Digest> {
         self.entries.get(name).copied()

@@ -63,40 +63,52 @@ impl Provenance {
     /// compared here; the model file is left to the caller, who reads it
     /// anyway.
     pub fn check(&self, dir: &Path, model_file: &str) -> Result<Digest, ProvenanceError> {
-        files::check_relative_name(model_file)?;
-        match self {
-            Provenance::Manifest(manifest) => {
-                manifest
-                    .get(model_file)
-                    .ok_or_else(|| ProvenanceError::NotListed {
-                        file: model_file.to_owned(),
+        let digests = self.check_files(dir, &[model_file])?;
+        digests
+            .into_iter()
+            .next()
+            .ok_or_else(|| ProvenanceError::NotListed {
+                file: model_file.to_owned(),
+            })
+    }
+
+    /// Like [`check`](Self::check) for several files of one directory:
+    /// returns the SHA-256 each of `files` must have, in order. With a
+    /// signature, every other file of `dir` is digested and compared here.
+    pub fn check_files(&self, dir: &Path, files: &[&str]) -> Result<Vec<Digest>, ProvenanceError> {
+        for file in files {
+            files::check_relative_name(file)?;
+        }
+        let listed = |lookup: &dyn Fn(&str) -> Option<Digest>| {
+            files
+                .iter()
+                .map(|file| {
+                    lookup(file).ok_or_else(|| ProvenanceError::NotListed {
+                        file: (*file).to_owned(),
                     })
-            }
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        match self {
+            Provenance::Manifest(manifest) => listed(&|f| manifest.get(f)),
             Provenance::Signature { signature, signer } => {
                 let signed = signature.verify(signer)?;
-                check_signed_dir(&signed, dir, signature.path(), model_file)
+                let digests = listed(&|f| signed.files.get(f).copied())?;
+                check_signed_dir(&signed, dir, signature.path(), files)?;
+                Ok(digests)
             }
         }
     }
 }
 
-/// Compares `dir` with what the signature lists; returns the model file's
-/// signed digest.
+/// Compares `dir` with what the signature lists, digesting every file but
+/// `deferred` (which the caller checks as it reads them).
 fn check_signed_dir(
     signed: &SignedManifest,
     dir: &Path,
     signature_path: &Path,
-    model_file: &str,
-) -> Result<Digest, ProvenanceError> {
-    let expected =
-        signed
-            .files
-            .get(model_file)
-            .copied()
-            .ok_or_else(|| ProvenanceError::NotListed {
-                file: model_file.to_owned(),
-            })?;
-
+    deferred: &[&str],
+) -> Result<(), ProvenanceError> {
     // The bundle itself, when it lies in the directory, is not a model file.
     let mut ignored = signed.ignore_paths.clone();
     let canonical_dir = std::fs::canonicalize(dir).map_err(|source| ProvenanceError::Io {
@@ -117,7 +129,7 @@ fn check_signed_dir(
         return Err(ProvenanceError::UnsignedFile { file: file.clone() });
     }
     for (name, want) in &signed.files {
-        if name == model_file {
+        if deferred.contains(&name.as_str()) {
             continue;
         }
         let found = files::digest_file(&files::join(dir, name), name)?;
@@ -129,5 +141,5 @@ fn check_signed_dir(
             });
         }
     }
-    Ok(expected)
+    Ok(())
 }
