@@ -248,3 +248,116 @@ fn a_seal_key_file_gives_every_seal_its_key_id() {
         .assert()
         .code(2);
 }
+
+/// A sharded checkpoint in `dir/ckpt`: tensors `a`, `b` in the first file,
+/// `c` in the second, and the index mapping them.
+fn checkpoint(dir: &Path, second: &str) -> PathBuf {
+    use safetensors::tensor::TensorView;
+    let ckpt = dir.join("ckpt");
+    std::fs::create_dir(&ckpt).unwrap();
+    let file = |tensors: &[(&str, &[u8])]| {
+        let views: Vec<_> = tensors
+            .iter()
+            .map(|(n, d)| {
+                let view = TensorView::new(safetensors::Dtype::U8, vec![d.len()], d).unwrap();
+                (*n, view)
+            })
+            .collect();
+        safetensors::serialize(views, None).unwrap()
+    };
+    std::fs::write(
+        ckpt.join("model-00001-of-00002.safetensors"),
+        file(&[("a", &[1; 8]), ("b", &[2; 8])]),
+    )
+    .unwrap();
+    std::fs::write(
+        ckpt.join("model-00002-of-00002.safetensors"),
+        file(&[("c", &[3; 8])]),
+    )
+    .unwrap();
+    let index = serde_json::json!({"weight_map": {
+        "a": "model-00001-of-00002.safetensors",
+        "b": "model-00001-of-00002.safetensors",
+        "c": second,
+    }});
+    std::fs::write(ckpt.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    ckpt
+}
+
+#[test]
+fn a_sharded_checkpoint_seals_from_its_directory_or_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    let ckpt = checkpoint(dir.path(), "model-00002-of-00002.safetensors");
+    for target in [ckpt.clone(), ckpt.join("model.safetensors.index.json")] {
+        let out = sealtrail(dir.path())
+            .arg("seal")
+            .arg(&target)
+            .arg("--json")
+            .assert()
+            .success();
+        let v = json(&out);
+        let files = v["files"].as_array().unwrap();
+        assert_eq!(files.len(), 2, "{v}");
+        assert_eq!(files[0]["name"], "model-00001-of-00002.safetensors");
+        assert_eq!(v["index_sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(v["shards"].as_array().unwrap().len(), 2);
+    }
+    assert_eq!(count(dir.path(), "model.sealed"), 4);
+}
+
+#[test]
+fn a_checkpoint_index_reaching_outside_its_directory_is_refused_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    let ckpt = checkpoint(dir.path(), "../model-00002-of-00002.safetensors");
+    let out = sealtrail(dir.path())
+        .arg("seal")
+        .arg(&ckpt)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("unsafe path"), "{stderr}");
+    assert_eq!(count(dir.path(), "security.path_traversal_attempt"), 1);
+    assert_eq!(count(dir.path(), "model.rejected"), 1);
+    assert_eq!(count(dir.path(), "vram."), 0);
+}
+
+#[test]
+fn a_checkpoint_file_that_differs_from_its_manifest_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    let ckpt = checkpoint(dir.path(), "model-00002-of-00002.safetensors");
+    let mut sums = String::new();
+    for name in [
+        "model.safetensors.index.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ] {
+        let digest = hex::encode(Sha256::digest(std::fs::read(ckpt.join(name)).unwrap()));
+        sums.push_str(&format!("{digest}  {name}\n"));
+    }
+    std::fs::write(dir.path().join("SHA256SUMS"), &sums).unwrap();
+    sealtrail(dir.path())
+        .arg("seal")
+        .arg(&ckpt)
+        .args(["--manifest", "SHA256SUMS"])
+        .assert()
+        .success();
+    let second = ckpt.join("model-00002-of-00002.safetensors");
+    let mut bytes = std::fs::read(&second).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&second, bytes).unwrap();
+    let out = sealtrail(dir.path())
+        .arg("seal")
+        .arg(&ckpt)
+        .args(["--manifest", "SHA256SUMS"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("model-00002-of-00002.safetensors"),
+        "{stderr}"
+    );
+    assert_eq!(count(dir.path(), "model.rejected"), 1);
+}
