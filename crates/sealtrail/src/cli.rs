@@ -37,8 +37,8 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Run the whole path on a generated sample model in a scratch directory.
     Demo(DemoArgs),
-    /// Seal a safetensors or GGUF model into device memory, verify every shard, and record
-    /// each step.
+    /// Seal a model (safetensors, GGUF, or a sharded safetensors checkpoint) into device
+    /// memory, verify every shard, and record each step.
     Seal(SealArgs),
     /// Prove the integrity of an audit trail.
     Verify(VerifyArgs),
@@ -144,7 +144,8 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct SealArgs {
-    /// The model file: safetensors, or GGUF (told apart by the file's first bytes).
+    /// The model: a safetensors or GGUF file (told apart by its first bytes), or a sharded
+    /// safetensors checkpoint, as its directory or its model.safetensors.index.json.
     pub model: PathBuf,
     #[command(flatten)]
     pub trail: TrailArgs,
@@ -152,7 +153,7 @@ pub struct SealArgs {
     #[arg(long, default_value = "64MiB", value_parser = parse_shard_size)]
     pub max_shard_bytes: ByteSize,
     /// Refuse the model unless the file's SHA-256 is this (64 hex characters), as its
-    /// distribution publishes it.
+    /// distribution publishes it; for a checkpoint, the index file's.
     #[arg(long, value_name = "HEX")]
     pub expected_sha256: Option<audit_logging::Digest>,
     /// Refuse the model unless its file is listed in this manifest with its SHA-256: a JSON

@@ -1,6 +1,7 @@
-//! Sealing a whole safetensors file: one read of the file, front to back,
-//! that parses the header, plans the shards, seals each shard as its bytes
-//! go by, and digests the whole file on the way.
+//! Sealing a whole model file (safetensors or GGUF): one read of the file,
+//! front to back, that parses the header, plans the shards, seals each
+//! shard as its bytes go by, and digests the whole file on the way. An
+//! expected digest or a provenance check reads it once more first.
 //!
 //! Either every shard ends up sealed or none stays resident: on any failure
 //! the shards sealed so far are deallocated again. A file that turns out
@@ -38,8 +39,8 @@ pub struct SealModelOptions {
     /// [`plan`](crate::model::plan)).
     pub max_shard_bytes: u64,
     /// The SHA-256 the file must have, typically the one its distribution
-    /// publishes. Checked after the single read; a mismatch unseals
-    /// everything.
+    /// publishes. Checked before anything is uploaded, and again on the
+    /// bytes as sealed; a mismatch unseals everything.
     pub expected_sha256: Option<Digest>,
     /// A manifest or signature the model's files must match (see
     /// [`provenance`](crate::provenance)), checked before anything is
@@ -130,18 +131,21 @@ pub struct SealedModel {
 }
 
 impl<B: VramBackend> VramManager<B> {
-    /// Seals every shard of the safetensors file at `path`, reading the file
-    /// once, front to back: the header is parsed, the shards planned
-    /// ([`SafetensorsFile::plan`](crate::SafetensorsFile::plan)), each shard
+    /// Seals every shard of the safetensors or GGUF file at `path`, reading
+    /// the file front to back: the header is parsed, the shards planned
+    /// ([`ModelLayout::plan`](crate::ModelLayout::plan)), each shard
     /// sealed as its bytes go by, and the whole file digested on the way.
     /// `progress` is called as described at [`SealProgress`].
     ///
     /// Either every shard ends up sealed or none stays resident: on any
     /// failure the shards sealed so far are deallocated again. A file that
-    /// is malformed, unreadable, different in size from its header, or
-    /// different from [`SealModelOptions::expected_sha256`] is also recorded
-    /// as `model.rejected`; a shard refused for policy or capacity is
-    /// recorded by its own event and is not the model's fault.
+    /// is malformed, unreadable, different in size from its header,
+    /// different from [`SealModelOptions::expected_sha256`], or that fails
+    /// [`SealModelOptions::provenance`] is also recorded as
+    /// `model.rejected`; a shard refused for policy or capacity is recorded
+    /// by its own event and is not the model's fault. The expected digest
+    /// and the provenance check are applied before anything is uploaded and
+    /// again to the bytes as read.
     pub fn seal_model(
         &self,
         path: &Path,

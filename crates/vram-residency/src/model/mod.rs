@@ -1,4 +1,6 @@
-//! Model files: safetensors headers, shard plans and whole-file digests.
+//! Model files: safetensors and GGUF headers ([`gguf`]), sharded
+//! checkpoint indexes ([`index`]), shard plans and whole-file digests.
+//! [`ModelLayout`] reads either format, told apart by the first bytes.
 //!
 //! A safetensors file is an 8-byte little-endian header length, a JSON
 //! header naming each tensor's dtype, shape and byte range, then the tensor
