@@ -293,11 +293,6 @@ impl<R: Read> Input<'_, R> {
 
     fn parse(&mut self) -> Result<GgufFile, ModelError> {
         // Magic and version.
-        if self.file_bytes < 4 {
-            return Err(ModelError::TooShort {
-                file_bytes: self.file_bytes,
-            });
-        }
         let magic = self.bytes::<4>("magic")?;
         if magic != GGUF_MAGIC {
             return Err(self.invalid("not a GGUF file (bad magic)"));
