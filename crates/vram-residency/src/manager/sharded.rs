@@ -34,8 +34,14 @@ pub struct SealedCheckpoint {
 
 impl<B: VramBackend> VramManager<B> {
     /// Seals every file of the sharded safetensors checkpoint whose index
-    /// (`model.safetensors.index.json`) is at `index_path`; see the
-    /// [module docs](self) for the order of the checks.
+    /// (`model.safetensors.index.json`) is at `index_path`, all or nothing.
+    ///
+    /// Before any byte is uploaded, the index is read and its names checked
+    /// (see [`model::index`](crate::model::index)), the provenance check
+    /// covers the index and every file, and every file's header must hold
+    /// exactly the tensors the index assigns to it. Then each file is sealed
+    /// with [`seal_model`](Self::seal_model), which digests it again as it
+    /// reads it; if one fails, the files sealed before it are unsealed.
     ///
     /// `options.expected_sha256`, if set, is the SHA-256 of the index file;
     /// `options.provenance` must list the index and every file. Each file
