@@ -125,6 +125,28 @@ fn the_real_signature_verifies_and_the_model_seals() {
 }
 
 #[test]
+fn a_signature_kept_inside_the_model_directory_is_not_a_model_file() {
+    let trail = common::Trail::open();
+    let dir = model_copy(&trail);
+    let inside = dir.join("model.sig");
+    std::fs::write(&inside, bundle()).unwrap();
+    let read_from_inside = Provenance::Signature {
+        signature: ModelSignature::read(&inside).unwrap(),
+        signer: signer(),
+    };
+    seal(&trail, &dir, read_from_inside).unwrap();
+    // Under another name it is one more file, and the signature does not list it.
+    let trail = common::Trail::open();
+    let dir = model_copy(&trail);
+    std::fs::write(dir.join("copy.sig"), bundle()).unwrap();
+    let err = refused(&trail, &dir, provenance(bundle(), signer()));
+    assert!(
+        matches!(&err, ProvenanceError::UnsignedFile { file } if file == "copy.sig"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_changed_byte_in_the_model_file_is_refused() {
     let trail = common::Trail::open();
     let dir = model_copy(&trail);
