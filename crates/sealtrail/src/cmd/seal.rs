@@ -270,18 +270,17 @@ fn read_provenance(args: &SealArgs) -> anyhow::Result<Option<Provenance>> {
 
 /// What was checked, for the output; only said once sealing succeeded.
 fn describe_provenance(args: &SealArgs, provenance: &Provenance) -> String {
-    match provenance {
-        Provenance::Signature { signer, .. } => format!(
+    match (provenance, &args.manifest) {
+        (Provenance::Signature { signer, .. }, _) => format!(
             "every file of the model's directory matches the model signature, signer key {}",
             signer.hint()
         ),
-        _ => format!(
-            "the file's sha256 is the one the manifest {} lists",
-            args.manifest
-                .as_deref()
-                .map(shown)
-                .map(|s| s.to_string())
-                .unwrap_or_default()
-        ),
+        (Provenance::Manifest(_), Some(path)) => {
+            format!(
+                "every model file's sha256 is the one the manifest {} lists",
+                shown(path)
+            )
+        }
+        _ => "checked before upload".to_owned(),
     }
 }
