@@ -37,7 +37,8 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Run the whole path on a generated sample model in a scratch directory.
     Demo(DemoArgs),
-    /// Seal a safetensors model into device memory, verify every shard, and record each step.
+    /// Seal a model (safetensors, GGUF, or a sharded safetensors checkpoint) into device
+    /// memory, verify every shard, and record each step.
     Seal(SealArgs),
     /// Prove the integrity of an audit trail.
     Verify(VerifyArgs),
@@ -142,6 +143,9 @@ pub struct KeygenArgs {
     /// Default: sealtrail-checkpoint.key beside the audit key.
     #[arg(long, env = "SEALTRAIL_CHECKPOINT_KEY")]
     pub checkpoint_key_out: Option<PathBuf>,
+    /// Also write a seal key file here (mode 0600), for `seal --seal-key-file`.
+    #[arg(long, value_name = "FILE")]
+    pub seal_key_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -157,7 +161,8 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct SealArgs {
-    /// The model file (safetensors).
+    /// The model: a safetensors or GGUF file (told apart by its first bytes), or a sharded
+    /// safetensors checkpoint, as its directory or its model.safetensors.index.json.
     pub model: PathBuf,
     #[command(flatten)]
     pub trail: TrailArgs,
@@ -165,9 +170,25 @@ pub struct SealArgs {
     #[arg(long, default_value = "64MiB", value_parser = parse_shard_size)]
     pub max_shard_bytes: ByteSize,
     /// Refuse the model unless the file's SHA-256 is this (64 hex characters), as its
-    /// distribution publishes it.
+    /// distribution publishes it; for a checkpoint, the index file's.
     #[arg(long, value_name = "HEX")]
     pub expected_sha256: Option<audit_logging::Digest>,
+    /// Refuse the model unless its file is listed in this manifest with its SHA-256: a JSON
+    /// object {"NAME": "HEX"} or `sha256sum` output, names relative to the model's directory.
+    #[arg(long, value_name = "FILE", conflicts_with = "signature")]
+    pub manifest: Option<PathBuf>,
+    /// Refuse the model unless this OpenSSF model signature (the `model.sig` bundle that
+    /// `model_signing sign key` writes over the model's directory) verifies with --signer-key,
+    /// and every file in the model's directory is one it signs, with its SHA-256.
+    #[arg(long, value_name = "FILE", requires = "signer_key")]
+    pub signature: Option<PathBuf>,
+    /// The signer's ECDSA P-256 public key (PEM) for --signature.
+    #[arg(long, value_name = "PEM", requires = "signature")]
+    pub signer_key: Option<PathBuf>,
+    /// Seal key file (`sealtrail keygen --seal-key-out`), so that seals use a known key id;
+    /// without it a fresh random key is made for this run and never stored.
+    #[arg(long, env = "SEALTRAIL_SEAL_KEY", value_name = "FILE")]
+    pub seal_key_file: Option<PathBuf>,
     /// Checkpoint signing key file, as written by `sealtrail keygen`; used when it exists.
     /// Default: sealtrail-checkpoint.key beside the audit key.
     #[arg(long, env = "SEALTRAIL_CHECKPOINT_KEY")]

@@ -7,7 +7,7 @@
 //! | code | meaning |
 //! | --- | --- |
 //! | 0 | success; for `verify`, the trail is intact (and extends the `--anchor`), or the `--proof` holds |
-//! | 1 | verification failed: the trail is tampered (a stored checkpoint or the anchor it no longer matches included; for `retention`, nothing is then retired), a proof does not hold, `prove` finds the trail no longer matches its checkpoint, a seal does not match device memory, or a model is not the expected file |
+//! | 1 | verification failed: the trail is tampered (a stored checkpoint or the anchor it no longer matches included; for `retention`, nothing is then retired), a proof does not hold, `prove` finds the trail no longer matches its checkpoint, a seal does not match device memory, or a model is not the expected file (its digest, manifest or signature) |
 //! | 2 | usage, input or I/O error, a `--checkpoint-key` of another trail, an anchor that is not a checkpoint of this trail under `--checkpoint-key`, a file that is not a proof (clap's own usage errors also exit 2) |
 
 mod cli;
@@ -54,25 +54,27 @@ fn main() -> ExitCode {
 }
 
 /// Errors that are a verdict rather than a failure to reach one: a model
-/// that is not the expected file, a trail that does not verify (for
+/// that is not the expected file or fails its provenance check, a trail that does not verify (for
 /// `query --key`, or a log that no longer matches the checkpoint `prove`
 /// was asked to prove against, or a segment that changed while
 /// `retention` retired it).
 fn is_verification_failure(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<vram_residency::SealModelError>(),
-            Some(vram_residency::SealModelError::FileDigestMismatch { .. })
-        ) || matches!(
-            cause.downcast_ref::<audit_logging::query::QueryError>(),
-            Some(audit_logging::query::QueryError::Tampered(_))
-        ) || matches!(
-            cause.downcast_ref::<audit_logging::logtree::ProveError>(),
-            Some(audit_logging::logtree::ProveError::Mismatch(_))
-        ) || matches!(
-            cause.downcast_ref::<audit_logging::retention::RetentionError>(),
-            Some(audit_logging::retention::RetentionError::Changed { .. })
-        )
+        cause
+            .downcast_ref::<vram_residency::SealModelError>()
+            .is_some_and(vram_residency::SealModelError::is_verdict)
+            || matches!(
+                cause.downcast_ref::<audit_logging::query::QueryError>(),
+                Some(audit_logging::query::QueryError::Tampered(_))
+            )
+            || matches!(
+                cause.downcast_ref::<audit_logging::logtree::ProveError>(),
+                Some(audit_logging::logtree::ProveError::Mismatch(_))
+            )
+            || matches!(
+                cause.downcast_ref::<audit_logging::retention::RetentionError>(),
+                Some(audit_logging::retention::RetentionError::Changed { .. })
+            )
     })
 }
 

@@ -3,12 +3,13 @@
 //! | enum | returned by | whose fault |
 //! | --- | --- | --- |
 //! | [`BackendError`] | [`VramBackend`](crate::VramBackend) methods | the device or its driver |
-//! | [`KeyError`] | [`SealKey`](crate::SealKey) constructors | the caller (wrong length) or the OS (no entropy) |
+//! | [`KeyError`] | [`SealKey`](crate::SealKey) constructors and key files | the caller (wrong length, bad key file) or the OS (no entropy, I/O) |
 //! | [`HandleError`] | nested in the three below | whoever holds the [`SealedShard`](crate::SealedShard) |
 //! | [`SealError`] | [`VramManager::seal_shard`](crate::VramManager::seal_shard) | policy, capacity, device or source |
 //! | [`VerifyError`] | [`VramManager::verify_sealed`](crate::VramManager::verify_sealed) | the handle or the resident bytes |
 //! | [`DeallocError`] | [`VramManager::deallocate`](crate::VramManager::deallocate) | the handle or the device |
 //! | [`ModelError`] | [`SafetensorsFile`](crate::SafetensorsFile) | the model file |
+//! | [`ProvenanceError`] | [`provenance`](crate::provenance) | the manifest, the signature, or files that do not match them |
 //! | [`SealModelError`] | [`VramManager::seal_model`](crate::VramManager::seal_model) | any of the above, plus the file digest |
 //!
 //! Messages are lower case and carry the values involved; a verification
@@ -89,6 +90,34 @@ pub enum KeyError {
     Rejected {
         /// The key's length.
         len: usize,
+    },
+    /// A key file could not be read or written.
+    #[error("seal key file {path}: {source}")]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A key file that group or others may access.
+    #[error(
+        "seal key file {path} has mode {mode:04o}, which lets other users read it; \
+         run `chmod 600 {path}`"
+    )]
+    InsecurePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A file that is not a seal key file.
+    #[error("{path} is not a sealtrail seal key file: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
     },
 }
 
@@ -288,7 +317,7 @@ pub enum FaultInjectionError {
     Backend(#[source] BackendError),
 }
 
-/// A model file is not a safetensors file this crate will load.
+/// A model file is not a safetensors or GGUF file this crate will load.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
@@ -330,9 +359,44 @@ pub enum ModelError {
     /// dtype, offsets that overlap, leave gaps or disagree with shape and dtype).
     #[error("invalid safetensors header: {0}")]
     InvalidHeader(#[source] serde_json::Error),
+    /// A GGUF header that is malformed or beyond this crate's limits (see
+    /// [`model::gguf`](crate::model::gguf)).
+    #[error("invalid GGUF file at byte {offset}: {reason}")]
+    InvalidGguf {
+        /// Where in the file the problem was found.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A sharded checkpoint's index that is not one (see
+    /// [`model::index`](crate::model::index)).
+    #[error("invalid model index: {reason}")]
+    InvalidIndex {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An index that is not JSON with a `weight_map` of strings.
+    #[error("invalid model index: {0}")]
+    IndexJson(#[source] serde_json::Error),
+    /// An index naming a file outside its own directory.
+    #[error("model index names unsafe path {name:?}: {reason}")]
+    UnsafeIndexPath {
+        /// The name as given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A checkpoint file whose tensors are not those the index assigns it.
+    #[error("{file} does not match the model index: {reason}")]
+    IndexMismatch {
+        /// The file.
+        file: String,
+        /// What differs.
+        reason: String,
+    },
     /// The data section is not the size the header describes.
     #[error(
-        "safetensors data section is {found} bytes, header describes {expected} \
+        "data section is {found} bytes, header describes {expected} \
          (truncated file or trailing bytes)"
     )]
     DataLengthMismatch {
@@ -386,6 +450,10 @@ pub enum SealModelError {
         #[source]
         source: SealError,
     },
+    /// The model's provenance check failed: its files are not what the
+    /// manifest or signature says, or the signature does not verify.
+    #[error("provenance check failed: {0}")]
+    Provenance(#[from] ProvenanceError),
     /// The file's SHA-256 is not the one the caller expected.
     #[error("model file sha256 mismatch: expected {expected}, file has {found}")]
     FileDigestMismatch {
@@ -394,4 +462,199 @@ pub enum SealModelError {
         /// The digest of the bytes read.
         found: Digest,
     },
+    /// One file of a sharded checkpoint could not be sealed.
+    #[error("{file}: {source}")]
+    InFile {
+        /// The file, as the index names it.
+        file: String,
+        /// Why.
+        #[source]
+        source: Box<SealModelError>,
+    },
+}
+
+impl SealModelError {
+    /// Whether this is a verdict against the model (not the expected file,
+    /// or failing its manifest or signature), rather than a model that
+    /// could not be read or sealed at all.
+    pub fn is_verdict(&self) -> bool {
+        match self {
+            SealModelError::FileDigestMismatch { .. } => true,
+            SealModelError::Provenance(e) => e.is_verdict(),
+            SealModelError::InFile { source, .. } => source.is_verdict(),
+            _ => false,
+        }
+    }
+}
+
+/// A model's files could not be shown to be what its manifest or signature
+/// says. Everything but [`Io`](Self::Io) and
+/// [`InvalidSignerKey`](Self::InvalidSignerKey) is a verdict against the
+/// model ([`is_verdict`](Self::is_verdict)).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProvenanceError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The signer's public key file is not a P-256 public key in PEM.
+    #[error("invalid signer key: {reason}")]
+    InvalidSignerKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A manifest larger than [`MAX_MANIFEST_BYTES`](crate::provenance::manifest::MAX_MANIFEST_BYTES).
+    #[error("digest manifest of {bytes} bytes exceeds the {limit}-byte limit")]
+    ManifestTooLarge {
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A manifest in neither accepted spelling.
+    #[error("invalid digest manifest (line {line}): {reason}")]
+    ManifestSyntax {
+        /// The line, from 1; 0 when no one line is at fault.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A manifest that starts like JSON but is not an object of strings.
+    #[error("invalid digest manifest: {0}")]
+    ManifestJson(#[source] serde_json::Error),
+    /// A name listed twice in a manifest or statement.
+    #[error("{name:?} is listed twice")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// A file name that is absolute, climbs out of the model directory or
+    /// is otherwise not a plain relative path.
+    #[error("unsafe file name {name:?}: {reason}")]
+    UnsafeName {
+        /// The name as given.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A bundle larger than [`MAX_BUNDLE_BYTES`](crate::provenance::signing::MAX_BUNDLE_BYTES).
+    #[error("signature bundle of {bytes} bytes exceeds the {limit}-byte limit")]
+    BundleTooLarge {
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A bundle that is not JSON of the expected shape.
+    #[error("signature bundle is not a sigstore bundle: {0}")]
+    BundleJson(#[source] serde_json::Error),
+    /// A bundle of an unsupported kind or with undecodable fields.
+    #[error("unsupported or malformed signature bundle: {reason}")]
+    BundleFormat {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The bundle names another public key than the one given.
+    #[error(
+        "the signature was made with another key: bundle names key {bundle_hint}, \
+         the given key is {key_hint}"
+    )]
+    WrongKey {
+        /// The hint in the bundle.
+        bundle_hint: String,
+        /// The given key's hint.
+        key_hint: String,
+    },
+    /// The signature does not verify with the given key over the payload.
+    #[error(
+        "signature does not verify with the signer key (edited payload or signature, or another key)"
+    )]
+    BadSignature,
+    /// The signed statement is not a model_signing 1.x statement this crate
+    /// reads.
+    #[error("unsupported or malformed signed statement: {reason}")]
+    StatementFormat {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The statement's root digest is not the digest of its resources.
+    #[error("signed statement is inconsistent: root digest {expected}, resources hash to {found}")]
+    RootDigestMismatch {
+        /// The subject's digest.
+        expected: Digest,
+        /// The digest over the listed resources.
+        found: Digest,
+    },
+    /// The model file is not listed.
+    #[error("{file:?} is not listed in the manifest or signature")]
+    NotListed {
+        /// The file.
+        file: String,
+    },
+    /// A listed file is not on disk.
+    #[error("{file:?} is signed but missing from the model directory")]
+    MissingFile {
+        /// The file.
+        file: String,
+    },
+    /// A file on disk that the signature does not list.
+    #[error("{file:?} is in the model directory but not signed")]
+    UnsignedFile {
+        /// The file.
+        file: String,
+    },
+    /// A file whose SHA-256 is not the listed one.
+    #[error("{file:?} does not match: expected sha256 {expected}, file has {found}")]
+    FileMismatch {
+        /// The file.
+        file: String,
+        /// The listed digest.
+        expected: Digest,
+        /// The file's digest.
+        found: Digest,
+    },
+    /// A symbolic link in the model directory, or in place of a file.
+    #[error("{path} is a symbolic link; model files are not read through links")]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+    /// A FIFO, socket or device in the model directory.
+    #[error("{path} is not a regular file")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+    /// More files than [`MAX_MODEL_FILES`](crate::provenance::MAX_MODEL_FILES).
+    #[error("model directory holds more than {limit} files")]
+    TooManyFiles {
+        /// The limit.
+        limit: usize,
+    },
+    /// Directories nested deeper than [`MAX_MODEL_DEPTH`](crate::provenance::MAX_MODEL_DEPTH).
+    #[error("{path} is nested more than {limit} directories deep")]
+    TooDeep {
+        /// The directory.
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl ProvenanceError {
+    /// Whether this is a verdict against the model (its files or signature
+    /// are wrong), rather than a failure to reach one (a file that could
+    /// not be read, or a signer key that is not a key).
+    pub fn is_verdict(&self) -> bool {
+        !matches!(
+            self,
+            ProvenanceError::Io { .. } | ProvenanceError::InvalidSignerKey { .. }
+        )
+    }
 }

@@ -15,13 +15,27 @@
 //!   verification, deallocation and refusal;
 //! - a [`ManagerConfig`]: the worker id and the policy switches.
 //!
-//! [`VramManager::seal_model`] takes a safetensors file, plans its shards
-//! ([`SafetensorsFile::plan`]), and for each shard allocates device memory,
-//! uploads the bytes, digests **the copy on the device**, checks it against
-//! the source, and signs the result into a [`SealedShard`]. It reports
-//! [`SealProgress`] as it goes and returns a [`SealedModel`] with the file's
-//! SHA-256, comparable with the digest a model distribution publishes.
-//! [`VramManager::seal_shard`] does the same for one buffer.
+//! [`VramManager::seal_model`] takes a safetensors or GGUF file (told apart
+//! by its first bytes, [`ModelLayout`]), plans its shards by groups of
+//! whole tensors ([`ModelLayout::plan`]), and for each shard allocates
+//! device memory, uploads the bytes, digests **the copy on the device**,
+//! checks it against the source, and signs the result into a
+//! [`SealedShard`]. It reports [`SealProgress`] as it goes and returns a
+//! [`SealedModel`] with the file's SHA-256, comparable with the digest a
+//! model distribution publishes. [`VramManager::seal_sharded_model`] seals
+//! a sharded safetensors checkpoint (an index and its files) all or
+//! nothing, and [`VramManager::seal_shard`] seals one buffer.
+//!
+//! Before anything is uploaded, [`SealModelOptions`] can have the files
+//! checked against an expected SHA-256, a [`DigestManifest`] (file name to
+//! SHA-256) or an OpenSSF model signature ([`ModelSignature`], the bundle
+//! the `model_signing` tool writes, verified with the signer's
+//! [`SignerKey`]); see [`provenance`]. A model that fails is refused and
+//! recorded as `model.rejected`.
+//!
+//! [`DigestManifest`]: provenance::DigestManifest
+//! [`ModelSignature`]: provenance::ModelSignature
+//! [`SignerKey`]: provenance::SignerKey
 //!
 //! A [`SealedShard`] is a handle with public, editable fields and a private
 //! slot in the manager's table; its HMAC-SHA256 signature covers all of them.
@@ -80,8 +94,10 @@
 //! this crate exist, so a backend written elsewhere cannot claim otherwise.
 //!
 //! The key stays inside the manager: it is zeroized on drop, redacted from
-//! `Debug`, and only its [`KeyId`] is ever shown. Signatures are compared in
-//! constant time.
+//! `Debug`, and only its [`KeyId`] is ever shown. It is random per manager
+//! unless it is loaded from a key file ([`SealKey::load`], owner-only, never
+//! through a symbolic link; see [`seal::key_file`]). Signatures are compared
+//! in constant time.
 //!
 //! Audit failures never fail a VRAM operation: a refused event is counted
 //! ([`VramManager::audit_failures`]) and logged through `tracing`.
@@ -109,14 +125,22 @@
 //! - **Seals are per process.** A handle names a slot in one manager's
 //!   table, so it cannot be checked by another process even with the same
 //!   key.
-//! - **Safetensors only.** Other formats (GGUF, sharded index files) are not
-//!   read yet; [`VramManager::seal_shard_from_reader`] seals any byte stream.
-//! - **Expected digest is checked after upload.** `seal_model` reads the
-//!   file once, so a file that does not match
-//!   [`SealModelOptions::expected_sha256`] is refused only after its shards
-//!   were uploaded (and is then unsealed again). Call
-//!   [`model::file_sha256`] first to refuse it before any upload, at the
-//!   cost of a second read.
+//! - **Formats.** Safetensors, GGUF v2/v3 (little-endian, one file) and
+//!   sharded safetensors checkpoints; split GGUF files (`-00001-of-0000N`)
+//!   and other formats are not read. [`VramManager::seal_shard_from_reader`]
+//!   seals any byte stream.
+//! - **Provenance reads every file twice.** With an expected digest, a
+//!   manifest or a signature, the model file is digested once before upload
+//!   (so a wrong one is never resident) and again as it is sealed (which
+//!   catches a file changed in between); the other files of a signed
+//!   directory are digested once. Model signatures are read only in the
+//!   form `model_signing sign key` writes (one ECDSA P-256 key, the `files`
+//!   serialization, model_signing 1.x): Sigstore certificate and keyless
+//!   signatures, the `shards` serialization and pre-1.0 signatures are
+//!   refused, not checked.
+//! - **Sharded checkpoints refuse symbolic links**, so a snapshot in the
+//!   Hugging Face cache (whose files are links to blobs) must be copied out
+//!   first; a single model file is read through a link.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -137,6 +161,7 @@ pub mod error;
 mod manager;
 pub mod model;
 pub mod policy;
+pub mod provenance;
 pub mod seal;
 
 pub use audit_logging::Digest;
@@ -145,12 +170,14 @@ pub use backend::{AllocationId, BackendInfo, BackendKind, DeviceIdentity, VramBa
 #[cfg(feature = "fault-injection")]
 pub use error::FaultInjectionError;
 pub use error::{
-    BackendError, DeallocError, HandleError, KeyError, ModelError, SealError, SealModelError,
-    VerifyError,
+    BackendError, DeallocError, HandleError, KeyError, ModelError, ProvenanceError, SealError,
+    SealModelError, VerifyError,
 };
 pub use manager::{
     DEFAULT_MAX_SHARD_BYTES, ManagerConfig, Reverifier, ReverifyFailure, ReverifyReport,
-    SealModelOptions, SealProgress, SealedModel, ShardSpec, UPLOAD_CHUNK_BYTES, VramManager,
+    SealModelOptions, SealProgress, SealedCheckpoint, SealedModel, ShardSpec, UPLOAD_CHUNK_BYTES,
+    VramManager,
 };
-pub use model::{SafetensorsFile, TensorEntry};
+pub use model::{GgufFile, ModelFormat, ModelLayout, SafetensorsFile, ShardedIndex, TensorEntry};
+pub use provenance::Provenance;
 pub use seal::{KeyId, SealKey, SealedShard, Signature};

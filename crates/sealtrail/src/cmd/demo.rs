@@ -69,7 +69,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
         LoggerConfig::new(&audit_dir).checkpoint_signer(signer),
         key.clone(),
     )?);
-    let manager = host_manager(Arc::clone(&logger), "demo-worker")?;
+    let manager = host_manager(Arc::clone(&logger), "demo-worker", None)?;
     say(format!("1. wrote a sample model: {}", shown(&model_path)))?;
     say(format!("   backend: {}", manager.backend_info()))?;
 

@@ -8,19 +8,24 @@ use anyhow::Context;
 use audit_logging::AuditLogger;
 use serde::Serialize;
 use vram_residency::{
-    HostBackend, ManagerConfig, SealKey, SealModelOptions, SealProgress, SealedModel, SealedShard,
-    VramManager,
+    HostBackend, ManagerConfig, SealKey, SealModelOptions, SealProgress, SealedCheckpoint,
+    SealedModel, SealedShard, VramManager,
 };
 
 use crate::output::{byte_bar, describe, outln, shown};
 
-/// A manager on the host-memory simulation, the only backend so far, with a
-/// fresh seal key.
+/// A manager on the host-memory simulation, the only backend so far, with
+/// the seal key in `key_file`, or a fresh one.
 pub fn host_manager(
     audit: Arc<AuditLogger>,
     worker_id: &str,
+    key_file: Option<&Path>,
 ) -> anyhow::Result<VramManager<HostBackend>> {
-    let key = SealKey::generate().context("cannot create a seal key")?;
+    let key = match key_file {
+        Some(path) => SealKey::load(path)
+            .with_context(|| format!("cannot load the seal key {}", shown(path)))?,
+        None => SealKey::generate().context("cannot create a seal key")?,
+    };
     Ok(VramManager::new(
         HostBackend::new(),
         key,
@@ -48,6 +53,30 @@ pub fn seal_with_progress(
     });
     bar.finish_and_clear();
     result.with_context(|| format!("cannot seal {}", shown(path)))
+}
+
+/// Seals the sharded checkpoint whose index is at `index`, drawing one
+/// progress bar that grows with each file's plan.
+pub fn seal_checkpoint_with_progress(
+    manager: &VramManager<HostBackend>,
+    index: &Path,
+    options: &SealModelOptions,
+) -> anyhow::Result<SealedCheckpoint> {
+    let bar = byte_bar(0, "sealing");
+    let mut finished = 0u64;
+    let result = manager.seal_sharded_model(index, options, &mut |progress| match progress {
+        SealProgress::Planned { plan } => {
+            bar.set_length(finished.saturating_add(plan.total_bytes()))
+        }
+        SealProgress::ShardUploaded { done, .. } => bar.set_position(finished.saturating_add(done)),
+        SealProgress::ShardSealed { shard } => {
+            finished = finished.saturating_add(shard.bytes);
+            bar.set_position(finished);
+        }
+        _ => {}
+    });
+    bar.finish_and_clear();
+    result.with_context(|| format!("cannot seal {}", shown(index)))
 }
 
 /// One shard's line in the output.

@@ -174,6 +174,14 @@ impl Auditor {
         });
     }
 
+    pub(crate) fn path_traversal(&self, source: &str, requested_path: &str) {
+        self.emit(AuditEvent::PathTraversalAttempt {
+            timestamp: Utc::now(),
+            source: source.into(),
+            requested_path: requested_path.into(),
+        });
+    }
+
     pub(crate) fn model_rejected(&self, model_ref: &str, reason: &str) {
         self.emit(AuditEvent::ModelRejected {
             timestamp: Utc::now(),

@@ -1,8 +1,9 @@
 //! [`VramManager`] and its configuration. The manager's public contract is
 //! documented on the type; this module splits its implementation by step:
-//! `seal` (one shard), `model` (a whole file), `lifecycle` (verify,
-//! deallocate, fault injection), `reverify` (the background pass), `table`
-//! (allocations and capacity) and `audit` (event emission).
+//! `seal` (one shard), `model` (a whole file), `sharded` (a checkpoint of
+//! several files), `lifecycle` (verify, deallocate, fault injection),
+//! `reverify` (the background pass), `table` (allocations and capacity) and
+//! `audit` (event emission).
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -18,11 +19,13 @@ mod lifecycle;
 mod model;
 mod reverify;
 mod seal;
+mod sharded;
 mod table;
 
 pub use model::{DEFAULT_MAX_SHARD_BYTES, SealModelOptions, SealProgress, SealedModel};
 pub use reverify::{Reverifier, ReverifyFailure, ReverifyReport};
 pub use seal::UPLOAD_CHUNK_BYTES;
+pub use sharded::SealedCheckpoint;
 
 use audit::Auditor;
 use table::{Entry, Table};

@@ -1,11 +1,13 @@
-//! Sealing a whole safetensors file: one read of the file, front to back,
-//! that parses the header, plans the shards, seals each shard as its bytes
-//! go by, and digests the whole file on the way.
+//! Sealing a whole model file (safetensors or GGUF): one read of the file,
+//! front to back, that parses the header, plans the shards, seals each
+//! shard as its bytes go by, and digests the whole file on the way. An
+//! expected digest or a provenance check reads it once more first.
 //!
 //! Either every shard ends up sealed or none stays resident: on any failure
 //! the shards sealed so far are deallocated again. A file that turns out
-//! malformed, unreadable, different in size from its header, or different
-//! from the expected SHA-256 is also recorded as `model.rejected`.
+//! malformed, unreadable, different in size from its header, different
+//! from the expected SHA-256, or that fails its provenance check is also
+//! recorded as `model.rejected`.
 
 use std::path::Path;
 
@@ -16,6 +18,7 @@ use crate::backend::VramBackend;
 use crate::error::{SealError, SealModelError};
 use crate::model::reader::ModelReader;
 use crate::model::{PlannedShard, ShardPlan};
+use crate::provenance::{Provenance, ProvenanceError};
 use crate::seal::SealedShard;
 
 /// Shard size limit unless the caller picks one: 256 MiB.
@@ -36,9 +39,13 @@ pub struct SealModelOptions {
     /// [`plan`](crate::model::plan)).
     pub max_shard_bytes: u64,
     /// The SHA-256 the file must have, typically the one its distribution
-    /// publishes. Checked after the single read; a mismatch unseals
-    /// everything.
+    /// publishes. Checked before anything is uploaded, and again on the
+    /// bytes as sealed; a mismatch unseals everything.
     pub expected_sha256: Option<Digest>,
+    /// A manifest or signature the model's files must match (see
+    /// [`provenance`](crate::provenance)), checked before anything is
+    /// uploaded. The model directory is the file's parent directory.
+    pub provenance: Option<Provenance>,
 }
 
 impl SealModelOptions {
@@ -49,6 +56,7 @@ impl SealModelOptions {
             model_ref: model_ref.into(),
             max_shard_bytes: DEFAULT_MAX_SHARD_BYTES,
             expected_sha256: None,
+            provenance: None,
         }
     }
 
@@ -63,6 +71,13 @@ impl SealModelOptions {
     #[must_use]
     pub fn with_expected_sha256(mut self, digest: Digest) -> Self {
         self.expected_sha256 = Some(digest);
+        self
+    }
+
+    /// Sets [`provenance`](Self::provenance).
+    #[must_use]
+    pub fn with_provenance(mut self, provenance: Provenance) -> Self {
+        self.provenance = Some(provenance);
         self
     }
 }
@@ -116,18 +131,21 @@ pub struct SealedModel {
 }
 
 impl<B: VramBackend> VramManager<B> {
-    /// Seals every shard of the safetensors file at `path`, reading the file
-    /// once, front to back: the header is parsed, the shards planned
-    /// ([`SafetensorsFile::plan`](crate::SafetensorsFile::plan)), each shard
+    /// Seals every shard of the safetensors or GGUF file at `path`, reading
+    /// the file front to back: the header is parsed, the shards planned
+    /// ([`ModelLayout::plan`](crate::ModelLayout::plan)), each shard
     /// sealed as its bytes go by, and the whole file digested on the way.
     /// `progress` is called as described at [`SealProgress`].
     ///
     /// Either every shard ends up sealed or none stays resident: on any
     /// failure the shards sealed so far are deallocated again. A file that
-    /// is malformed, unreadable, different in size from its header, or
-    /// different from [`SealModelOptions::expected_sha256`] is also recorded
-    /// as `model.rejected`; a shard refused for policy or capacity is
-    /// recorded by its own event and is not the model's fault.
+    /// is malformed, unreadable, different in size from its header,
+    /// different from [`SealModelOptions::expected_sha256`], or that fails
+    /// [`SealModelOptions::provenance`] is also recorded as
+    /// `model.rejected`; a shard refused for policy or capacity is recorded
+    /// by its own event and is not the model's fault. The expected digest
+    /// and the provenance check are applied before anything is uploaded and
+    /// again to the bytes as read.
     pub fn seal_model(
         &self,
         path: &Path,
@@ -135,17 +153,24 @@ impl<B: VramBackend> VramManager<B> {
         progress: &mut dyn FnMut(SealProgress<'_>),
     ) -> Result<SealedModel, SealModelError> {
         let model_ref = options.model_ref.as_str();
-        // With an expected digest, the file is checked before anything is
-        // uploaded, so a wrong model never becomes resident or sealed. It is
-        // digested again while sealing, which catches a file that changes
-        // in between.
-        if let Some(expected) = options.expected_sha256 {
-            let found = match crate::model::file_sha256(path) {
-                Ok(found) => found,
-                Err(error) => return Err(self.reject_model(model_ref, Vec::new(), error.into())),
-            };
-            if found != expected {
-                let error = SealModelError::FileDigestMismatch { expected, found };
+        // With an expected digest or a provenance check, the file is checked
+        // before anything is uploaded, so a wrong model never becomes
+        // resident or sealed. It is digested again while sealing, which
+        // catches a file that changes in between.
+        let signed = match options
+            .provenance
+            .as_ref()
+            .map(|p| check_provenance(p, path))
+        {
+            None => None,
+            Some(Ok(digest)) => Some(digest),
+            Some(Err(error)) => return Err(self.reject_model(model_ref, Vec::new(), error.into())),
+        };
+        if options.expected_sha256.is_some() || signed.is_some() {
+            let checked = crate::model::file_sha256(path)
+                .map_err(SealModelError::from)
+                .and_then(|found| check_digests(options, signed, path, found));
+            if let Err(error) = checked {
                 return Err(self.reject_model(model_ref, Vec::new(), error));
             }
         }
@@ -198,13 +223,7 @@ impl<B: VramBackend> VramManager<B> {
             Ok(digest) => digest,
             Err(error) => return Err(self.reject_model(model_ref, sealed, error.into())),
         };
-        if let Some(expected) = options.expected_sha256
-            && expected != file_sha256
-        {
-            let error = SealModelError::FileDigestMismatch {
-                expected,
-                found: file_sha256,
-            };
+        if let Err(error) = check_digests(options, signed, path, file_sha256) {
             return Err(self.reject_model(model_ref, sealed, error));
         }
         let model = SealedModel {
@@ -218,7 +237,7 @@ impl<B: VramBackend> VramManager<B> {
     }
 
     /// Records the model as rejected and unseals what was sealed of it.
-    fn reject_model(
+    pub(super) fn reject_model(
         &self,
         model_ref: &str,
         sealed: Vec<SealedShard>,
@@ -229,11 +248,57 @@ impl<B: VramBackend> VramManager<B> {
         error
     }
 
-    fn roll_back(&self, sealed: Vec<SealedShard>) {
+    pub(super) fn roll_back(&self, sealed: Vec<SealedShard>) {
         for shard in sealed.into_iter().rev() {
             if let Err(error) = self.deallocate(shard) {
                 tracing::warn!(%error, "could not release a shard while unsealing a model");
             }
         }
     }
+}
+
+/// Checks the model's directory against `provenance`; returns the digest
+/// the model file must have.
+fn check_provenance(provenance: &Provenance, path: &Path) -> Result<Digest, ProvenanceError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name =
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ProvenanceError::UnsafeName {
+                name: path.display().to_string(),
+                reason: "the model path has no UTF-8 file name",
+            })?;
+    provenance.check(dir, name)
+}
+
+/// Compares the model file's digest `found` with the caller's expected
+/// digest and with the one its provenance gives (`signed`).
+fn check_digests(
+    options: &SealModelOptions,
+    signed: Option<Digest>,
+    path: &Path,
+    found: Digest,
+) -> Result<(), SealModelError> {
+    if let Some(expected) = options.expected_sha256
+        && expected != found
+    {
+        return Err(SealModelError::FileDigestMismatch { expected, found });
+    }
+    if let Some(expected) = signed
+        && expected != found
+    {
+        let file = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        return Err(ProvenanceError::FileMismatch {
+            file,
+            expected,
+            found,
+        }
+        .into());
+    }
+    Ok(())
 }

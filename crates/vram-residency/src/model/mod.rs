@@ -1,4 +1,6 @@
-//! Model files: safetensors headers, shard plans and whole-file digests.
+//! Model files: safetensors and GGUF headers ([`gguf`]), sharded
+//! checkpoint indexes ([`index`]), shard plans and whole-file digests.
+//! [`ModelLayout`] reads either format, told apart by the first bytes.
 //!
 //! A safetensors file is an 8-byte little-endian header length, a JSON
 //! header naming each tensor's dtype, shape and byte range, then the tensor
@@ -27,9 +29,13 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::ModelError;
 
+pub mod gguf;
+pub mod index;
 pub mod plan;
 pub(crate) mod reader;
 
+pub use gguf::GgufFile;
+pub use index::ShardedIndex;
 pub use plan::{PlannedShard, ShardPlan, plan_shards};
 
 /// Largest safetensors header this crate will read, in bytes: 16 MiB.
@@ -199,6 +205,145 @@ impl SafetensorsFile {
     pub fn plan(&self, max_shard_bytes: u64) -> Result<ShardPlan, ModelError> {
         let sizes: Vec<u64> = self.tensors.iter().map(TensorEntry::bytes).collect();
         plan_shards(&sizes, max_shard_bytes)
+    }
+}
+
+/// Which format a model file is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelFormat {
+    /// A safetensors file ([`SafetensorsFile`]).
+    Safetensors,
+    /// A GGUF file ([`GgufFile`]).
+    Gguf,
+}
+
+impl ModelFormat {
+    /// The format a file starting with `prefix` is in: GGUF when it starts
+    /// with [`gguf::GGUF_MAGIC`], otherwise safetensors (whose first bytes
+    /// are a length, so have no magic of their own).
+    pub fn detect(prefix: &[u8]) -> ModelFormat {
+        if prefix.starts_with(&gguf::GGUF_MAGIC) {
+            ModelFormat::Gguf
+        } else {
+            ModelFormat::Safetensors
+        }
+    }
+
+    /// The format's name, as in messages and events.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelFormat::Safetensors => "safetensors",
+            ModelFormat::Gguf => "gguf",
+        }
+    }
+}
+
+/// A model file's layout in either format: where its tensor data starts,
+/// and the tensors that cover it, in data order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelLayout {
+    format: ModelFormat,
+    file_bytes: u64,
+    data_offset: u64,
+    tensors: Vec<TensorEntry>,
+}
+
+impl ModelLayout {
+    /// Reads the header of the model file at `path`, in whichever format
+    /// [`ModelFormat::detect`] finds.
+    pub fn open(path: &Path) -> Result<ModelLayout, ModelError> {
+        let io = |source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io)?;
+        let file_bytes = file.metadata().map_err(io)?.len();
+        ModelLayout::read(&mut file, file_bytes, path)
+    }
+
+    /// Reads a header from `reader`, positioned at the start of a file of
+    /// `file_bytes` bytes, and leaves it at the start of the tensor data.
+    /// The format is told by the first four bytes, read through `reader`
+    /// like the rest.
+    pub fn read(
+        reader: &mut impl Read,
+        file_bytes: u64,
+        path: &Path,
+    ) -> Result<ModelLayout, ModelError> {
+        let mut prefix = [0u8; 4];
+        let got = if file_bytes >= 4 {
+            reader
+                .read_exact(&mut prefix)
+                .map_err(|source| ModelError::Io {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            prefix.len()
+        } else {
+            0
+        };
+        let mut rest = std::io::Cursor::new(prefix.get(..got).unwrap_or_default()).chain(reader);
+        match ModelFormat::detect(&prefix) {
+            ModelFormat::Gguf => GgufFile::read(&mut rest, file_bytes, path).map(Into::into),
+            ModelFormat::Safetensors => {
+                SafetensorsFile::read(&mut rest, file_bytes, path).map(Into::into)
+            }
+        }
+    }
+
+    /// The file's format.
+    pub fn format(&self) -> ModelFormat {
+        self.format
+    }
+
+    /// Tensors in data order.
+    pub fn tensors(&self) -> &[TensorEntry] {
+        &self.tensors
+    }
+
+    /// Size of the whole file.
+    pub fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+
+    /// Where the tensor data starts in the file.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
+    /// Size of the data section.
+    pub fn data_bytes(&self) -> u64 {
+        self.tensors.last().map_or(0, |t| t.end)
+    }
+
+    /// Groups the tensors into shards of at most `max_shard_bytes` each; see
+    /// [`plan_shards`].
+    pub fn plan(&self, max_shard_bytes: u64) -> Result<ShardPlan, ModelError> {
+        let sizes: Vec<u64> = self.tensors.iter().map(TensorEntry::bytes).collect();
+        plan_shards(&sizes, max_shard_bytes)
+    }
+}
+
+impl From<SafetensorsFile> for ModelLayout {
+    fn from(file: SafetensorsFile) -> Self {
+        ModelLayout {
+            format: ModelFormat::Safetensors,
+            file_bytes: file.file_bytes,
+            data_offset: file.data_offset(),
+            tensors: file.tensors,
+        }
+    }
+}
+
+impl From<GgufFile> for ModelLayout {
+    fn from(file: GgufFile) -> Self {
+        ModelLayout {
+            format: ModelFormat::Gguf,
+            file_bytes: file.file_bytes(),
+            data_offset: file.data_offset(),
+            tensors: file.tensors().to_vec(),
+        }
     }
 }
 

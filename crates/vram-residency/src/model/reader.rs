@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use audit_logging::Digest;
 use sha2::{Digest as _, Sha256};
 
-use super::SafetensorsFile;
+use super::ModelLayout;
 use crate::error::ModelError;
 
-/// A safetensors file being read front to back. Every byte that passes
+/// A model file (safetensors or GGUF) being read front to back. Every byte that passes
 /// through [`Read`] is also hashed.
 pub(crate) struct ModelReader {
     path: PathBuf,
-    layout: SafetensorsFile,
+    layout: ModelLayout,
     hashed: HashingReader<File>,
 }
 
@@ -33,7 +33,7 @@ impl ModelReader {
             inner: file,
             hasher: Sha256::new(),
         };
-        let layout = SafetensorsFile::read(&mut hashed, file_bytes, path)?;
+        let layout = ModelLayout::read(&mut hashed, file_bytes, path)?;
         Ok(ModelReader {
             path: path.to_owned(),
             layout,
@@ -42,7 +42,7 @@ impl ModelReader {
     }
 
     /// The file's layout.
-    pub(crate) fn layout(&self) -> &SafetensorsFile {
+    pub(crate) fn layout(&self) -> &ModelLayout {
         &self.layout
     }
 

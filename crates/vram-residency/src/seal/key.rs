@@ -1,7 +1,8 @@
 //! [`SealKey`]: the secret that signs seals, and [`KeyId`], its public name.
 //!
 //! A key is 32 random bytes, made fresh per manager by default, so a seal is
-//! only good for the process that made it. It is zeroized when dropped, never
+//! only good for the process that made it; a key kept in a file
+//! ([`key_file`](super::key_file)) serves several. It is zeroized when dropped, never
 //! shown by `Debug`, and never logged; only its [`KeyId`] appears in seals and
 //! audit events.
 
@@ -110,6 +111,11 @@ impl SealKey {
         self.id
     }
 
+    /// The key bytes, for writing a key file only.
+    pub(super) fn secret_bytes(&self) -> &[u8; SEAL_KEY_BYTES] {
+        &self.secret.0
+    }
+
     /// A MAC keyed with this key, ready for the canonical encoding.
     pub(crate) fn mac(&self) -> Result<HmacSha256, KeyError> {
         HmacSha256::new_from_slice(&self.secret.0).map_err(|_| KeyError::Rejected {
@@ -178,6 +184,16 @@ mod tests {
             "{err}"
         );
         assert!(SealKey::from_bytes(&[1u8; 33]).is_err());
+    }
+
+    #[test]
+    fn the_secret_is_wiped_on_drop() {
+        // A compile-time check: removing the derive breaks this test.
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<Secret>();
+        let mut secret = Secret([9u8; SEAL_KEY_BYTES]);
+        secret.zeroize();
+        assert_eq!(secret.0, [0u8; SEAL_KEY_BYTES]);
     }
 
     #[test]

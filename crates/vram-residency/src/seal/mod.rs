@@ -23,6 +23,7 @@ use crate::error::{HandleError, KeyError};
 
 pub mod encoding;
 mod key;
+pub mod key_file;
 
 pub use encoding::SEAL_DOMAIN;
 pub use key::{KEY_ID_DOMAIN, KeyId, SEAL_KEY_BYTES, SealKey};
