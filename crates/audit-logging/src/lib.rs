@@ -134,8 +134,8 @@ pub use error::{EmitError, FlushError, OpenError};
 pub use event::{AuditEvent, DeviceRef, Digest, DigestMismatch, Severity, TaskId, UnknownSeverity};
 pub use key::{AuditKey, KeyError, KeyId};
 pub use logger::{
-    AuditLogger, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_CAPACITY, LoggerConfig, Receipt,
-    SYNC_INTERVAL, ShutdownReport, Stats,
+    AuditLogger, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_CAPACITY, Health, LoggerConfig, Receipt,
+    SHUTDOWN_TIMEOUT, SYNC_INTERVAL, ShutdownReport, Stats,
 };
 pub use record::{MAX_RECORD_BYTES, SCHEMA_VERSION};
 pub use store::{list_segments, segment_name};

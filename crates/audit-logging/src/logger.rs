@@ -76,6 +76,12 @@ pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// loss can take when nobody calls [`AuditLogger::flush`].
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Longest time a shutdown (or the drop of the last handle) keeps retrying
+/// writes the disk refuses before it gives up on what is still unwritten.
+/// Long enough to ride out a moment of a full disk, short enough that a
+/// process told to stop does stop.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How an [`AuditLogger`] stores records.
 #[derive(Debug, Clone)]
 pub struct LoggerConfig {
@@ -164,6 +170,36 @@ pub struct Stats {
     /// same batch had just fsynced everything). The fsyncs the store makes
     /// on its own, at a key handover or a new segment, are not counted.
     pub fsyncs: u64,
+    /// Writes the OS refused (a full disk, an I/O error), each retry that
+    /// failed included; see [`Health`].
+    pub write_errors: u64,
+}
+
+/// How the writer is doing; see [`AuditLogger::health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Health {
+    /// Records are written as they come.
+    Ok,
+    /// The disk refuses writes (full, or failing). Nothing written before
+    /// is touched; the records not written are kept, in the queue and the
+    /// writer, and written in order when a retry goes through. Meanwhile
+    /// emits return `Ok` while the queue has room, durable emits fail with
+    /// [`EmitError::Degraded`], and flushes with [`FlushError::Degraded`].
+    Degraded {
+        /// When the first refused write of this spell happened.
+        since: chrono::DateTime<Utc>,
+        /// What the OS said the last time.
+        error: String,
+    },
+    /// An fsync failed, and the writer stored nothing more: the kernel may
+    /// have dropped the pages it could not write, so no later fsync could
+    /// vouch for them. A new logger continues the trail after its last
+    /// whole record.
+    Failed {
+        /// What the OS said.
+        error: String,
+    },
 }
 
 /// Proof of a durable emit: where its record is in the chain.
@@ -318,6 +354,7 @@ impl AuditLogger {
         let Some(active) = &self.inner else {
             return Ok(Receipt::NONE);
         };
+        active.shared.check_writable()?;
         match active.enqueue(event, true)? {
             Some(wait) => wait.wait(),
             None => Err(EmitError::Closed),
@@ -336,6 +373,7 @@ impl AuditLogger {
         let Some(active) = &self.inner else {
             return Ok(Receipt::NONE);
         };
+        active.shared.check_writable()?;
         match active.enqueue(event, true)? {
             Some(wait) => wait.await,
             None => Err(EmitError::Closed),
@@ -394,6 +432,15 @@ impl AuditLogger {
             stats: self.stats(),
             last_seq,
         })
+    }
+
+    /// Whether the writer is writing, retrying a disk that refuses writes,
+    /// or has failed; [`Health::Ok`] for a disabled logger. Cheap: a read
+    /// of shared state, no I/O.
+    pub fn health(&self) -> Health {
+        self.inner
+            .as_ref()
+            .map_or(Health::Ok, |a| a.shared.health())
     }
 
     /// The counters so far.

@@ -13,21 +13,57 @@
 //! (group commit). While that fsync runs, further emits queue up and form
 //! the next batch, so the more emitters wait, the more each fsync carries.
 //!
-//! An I/O error is sticky: the writer records it, stops writing (a partial
-//! line is left for the next open to cut and record as a torn tail), and
-//! every later emit, flush and shutdown reports it. Events still queued are
-//! counted as failed, and every durable emit waiting on them, or on a batch
-//! whose write or fsync failed, is answered with the error.
+//! # When the disk refuses
+//!
+//! A write the OS refuses (`ENOSPC`, `EIO`, a file size limit) makes the
+//! writer *degraded* ([`Health::Degraded`]), not dead. The store cuts off
+//! whatever part of the write reached the file, so the chain on disk still
+//! ends with a whole record, and keeps the refused lines, already encoded
+//! and chained, to write again; an event whose record could not even be
+//! started (a new segment could not be created) is held by the writer.
+//! While degraded the writer takes nothing more from the queue, which is
+//! therefore the bounded buffer: emits keep returning `Ok` while it has
+//! room and [`EmitError::BufferFull`] after. The writer retries after
+//! [`RETRY_MIN`], doubling the wait up to [`RETRY_MAX`], and on every
+//! flush; the first retry that goes through writes exactly the records that
+//! were refused, once and in order, and the writer takes events again.
+//! Each refusal is counted ([`Stats::write_errors`]), the change of state
+//! is logged through `tracing` (a warning on the way in, another on the way
+//! out), and [`AuditLogger::health`](crate::AuditLogger::health) reports it.
+//!
+//! What callers see meanwhile: durable emits fail fast with
+//! [`EmitError::Degraded`] — those whose records the writer holds when a
+//! write fails, and new ones at emit — because their records cannot be made
+//! durable now; the records of the former are still written once the disk
+//! takes them. A durable emit queued in the instant the writer became
+//! degraded waits in the queue until the writer writes again, fails or
+//! shuts down. [`flush`](crate::AuditLogger::flush) makes one retry and
+//! reports [`FlushError::Degraded`] if it is refused.
+//!
+//! A failed *fsync* is different: after one, the kernel may have dropped
+//! the pages it could not write and marked them clean, so no later fsync
+//! can vouch for them. The writer fails for good ([`Health::Failed`]):
+//! every later emit, flush and shutdown reports the error, events still
+//! queued are counted as failed, and every durable emit waiting is
+//! answered with the error. A restart continues the trail after its last
+//! whole record.
+//!
+//! # Shutdown
+//!
+//! [`Writer::stop`] drains the queue, keeps retrying refused writes for at
+//! most [`SHUTDOWN_TIMEOUT`], then writes the stop record, fsyncs and signs
+//! a final checkpoint. What it could not write by then is counted as
+//! failed and reported.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, select};
 
 use crate::ack::Ack;
-use crate::logger::{Receipt, SYNC_INTERVAL, SeqBudget, Stats};
+use crate::logger::{Health, Receipt, SHUTDOWN_TIMEOUT, SYNC_INTERVAL, SeqBudget, Stats};
 use crate::store::Store;
 use crate::{AuditEvent, EmitError, FlushError};
 
@@ -38,6 +74,16 @@ const MAX_BATCH: usize = 256;
 /// How long the writer waits for work before checking whether an fsync is
 /// due. Only affects idle wake-ups.
 const IDLE_TICK: Duration = Duration::from_millis(200);
+
+/// First wait before retrying a write the OS refused: short, since a
+/// transient error (an interrupted NFS server, a quota just raised) clears
+/// fast.
+pub(crate) const RETRY_MIN: Duration = Duration::from_millis(50);
+
+/// Longest wait between retries: once space returns, records wait at most
+/// this long to be written, and a disk that stays full costs one failed
+/// write a second.
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// One queued event: its JSON and, for a durable emit, whom to answer once
 /// its record is fsynced.
@@ -70,6 +116,7 @@ pub(crate) struct Shared {
     pub written: AtomicU64,
     pub failed: AtomicU64,
     pub fsyncs: AtomicU64,
+    pub write_errors: AtomicU64,
     closed: AtomicBool,
     /// Emits between their open check and the end of their queueing;
     /// [`close`](Self::close) waits for them, so no event is accepted after
@@ -77,6 +124,10 @@ pub(crate) struct Shared {
     emitting: AtomicU64,
     broken: AtomicBool,
     error: Mutex<Option<String>>,
+    /// Set while the writer retries a refused write; `degradation` says
+    /// since when and why.
+    degraded: AtomicBool,
+    degradation: Mutex<Option<(DateTime<Utc>, String)>>,
     seq: SeqBudget,
 }
 
@@ -90,10 +141,13 @@ impl Shared {
             written: AtomicU64::new(written),
             failed: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             emitting: AtomicU64::new(0),
             broken: AtomicBool::new(false),
             error: Mutex::new(None),
+            degraded: AtomicBool::new(false),
+            degradation: Mutex::new(None),
             seq: SeqBudget::new(last_seq),
         }
     }
@@ -117,6 +171,35 @@ impl Shared {
             return Err(EmitError::WriterFailed(self.error_text()));
         }
         Ok(())
+    }
+
+    /// Fails while the writer cannot write: a durable emit's record could
+    /// not be made durable now (see the [module docs](self)).
+    pub fn check_writable(&self) -> Result<(), EmitError> {
+        match self.health() {
+            Health::Degraded { error, .. } => Err(EmitError::Degraded(error)),
+            _ => Ok(()),
+        }
+    }
+
+    /// How the writer is doing.
+    pub fn health(&self) -> Health {
+        if self.broken.load(Ordering::Acquire) {
+            return Health::Failed {
+                error: self.error_text(),
+            };
+        }
+        if self.degraded.load(Ordering::Acquire) {
+            let degradation = self
+                .degradation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some((since, error)) = degradation {
+                return Health::Degraded { since, error };
+            }
+        }
+        Health::Ok
     }
 
     pub fn reserve_seq(&self) -> Result<(), EmitError> {
@@ -143,6 +226,41 @@ impl Shared {
             written: self.written.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             fsyncs: self.fsyncs.load(Ordering::Relaxed),
+            write_errors: self.write_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records a refused write; `true` if the writer was writing normally
+    /// until now. A later refusal keeps the first one's time and takes its
+    /// own message.
+    fn degrade(&self, message: String) -> bool {
+        self.write_errors.fetch_add(1, Ordering::Relaxed);
+        let mut degradation = self
+            .degradation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let since = degradation.as_ref().map_or_else(Utc::now, |(since, _)| *since);
+        let first = degradation.is_none();
+        *degradation = Some((since, message));
+        self.degraded.store(true, Ordering::Release);
+        first
+    }
+
+    /// Records that writes go through again; the time degradation began, if
+    /// it had.
+    fn recover(&self) -> Option<DateTime<Utc>> {
+        self.degraded.store(false, Ordering::Release);
+        self.degradation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .map(|(since, _)| since)
+    }
+
+    fn degraded_error(&self) -> Option<FlushError> {
+        match self.health() {
+            Health::Degraded { error, .. } => Some(FlushError::Degraded(error)),
+            _ => None,
         }
     }
 
@@ -181,8 +299,16 @@ impl Drop for EmitGuard<'_> {
 fn emit_error(err: FlushError) -> EmitError {
     match err {
         FlushError::WriterFailed(message) => EmitError::WriterFailed(message),
+        FlushError::Degraded(message) => EmitError::Degraded(message),
         other => EmitError::WriterFailed(other.to_string()),
     }
+}
+
+/// The retry schedule while the disk refuses writes.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    at: Instant,
+    backoff: Duration,
 }
 
 /// The writer thread's state.
@@ -195,6 +321,15 @@ pub(crate) struct Writer {
     dirty_since: Option<Instant>,
     /// Signs checkpoints, when configured (see [`crate::logtree`]).
     checkpoints: Option<crate::logtree::Checkpointer>,
+    /// Durable emits whose records are appended but not yet fsynced.
+    unacked: Vec<(Ack, Receipt)>,
+    /// An event taken from the queue whose record could not be started;
+    /// it goes first when the disk takes writes again.
+    held: Option<Queued>,
+    /// Set while degraded: when to try again.
+    retry: Option<Retry>,
+    /// Stands in for the queue while degraded, so no event is taken.
+    never: Receiver<Queued>,
 }
 
 impl Writer {
@@ -211,6 +346,10 @@ impl Writer {
             shared,
             dirty_since: None,
             checkpoints: None,
+            unacked: Vec::new(),
+            held: None,
+            retry: None,
+            never: crossbeam_channel::never(),
         }
     }
 
@@ -224,8 +363,14 @@ impl Writer {
     pub fn run(mut self) {
         loop {
             let timeout = self.next_wakeup();
+            // While degraded, events wait in the queue: it is the bound.
+            let events = if self.retry.is_some() {
+                &self.never
+            } else {
+                &self.events
+            };
             select! {
-                recv(self.events) -> event => match event {
+                recv(events) -> event => match event {
                     Ok(queued) => self.write_batch(queued),
                     Err(_) => break,
                 },
@@ -241,14 +386,22 @@ impl Writer {
                 },
                 default(timeout) => {}
             }
+            if self.retry.is_some() {
+                self.retry_if_due();
+                continue;
+            }
             self.sync_if_due();
             self.checkpoint_if_due();
         }
-        // Every handle is gone without a shutdown: keep what was queued.
-        let _ = self.drain_and_sync();
+        // Every handle is gone without a shutdown: keep what was queued, as
+        // a shutdown would.
+        let _ = self.stop();
     }
 
     fn next_wakeup(&self) -> Duration {
+        if let Some(retry) = self.retry {
+            return retry.at.saturating_duration_since(Instant::now());
+        }
         match self.dirty_since {
             Some(since) => SYNC_INTERVAL.saturating_sub(since.elapsed()),
             None => IDLE_TICK,
@@ -257,15 +410,13 @@ impl Writer {
 
     /// Appends `first` and whatever else is queued, up to a batch, and hands
     /// the batch to the OS; if a durable emit waits on any of it, fsyncs and
-    /// answers every such emit.
+    /// answers every such emit. Stops taking events at a refused write.
     fn write_batch(&mut self, first: Queued) {
         let mut batch = 0usize;
-        let mut waiting = Vec::new();
         let mut next = Some(first);
         while let Some(queued) = next {
-            let receipt = self.append(&queued.json);
-            if let Some(ack) = queued.ack {
-                waiting.push((ack, receipt));
+            if !self.append(queued) {
+                break;
             }
             batch = batch.saturating_add(1);
             next = if batch < MAX_BATCH {
@@ -274,62 +425,147 @@ impl Writer {
                 None
             };
         }
-        if self.shared.failure().is_none() {
-            if let Err(e) = self.store.write_pending() {
-                self.shared
-                    .fail(format!("writing a batch of {batch} records: {e}"));
-            } else if self.dirty_since.is_none() {
-                self.dirty_since = Some(Instant::now());
-            }
+        if self.write_out() && !self.unacked.is_empty() {
+            self.acknowledge();
         }
-        if !waiting.is_empty() {
-            self.acknowledge(waiting);
+    }
+
+    /// Hands the records appended so far to the OS; `false` if the OS
+    /// refused (the writer is then degraded or failed).
+    fn write_out(&mut self) -> bool {
+        if self.shared.failure().is_some() {
+            return false;
+        }
+        let wrote = self.store.has_pending();
+        match self.store.write_pending() {
+            Ok(()) => {
+                if wrote && self.dirty_since.is_none() {
+                    self.dirty_since = Some(Instant::now());
+                }
+                true
+            }
+            Err(e) => {
+                self.io_error(format!("writing records to the audit segment: {e}"));
+                false
+            }
         }
     }
 
     /// Fsyncs what was written and answers each durable emit of the batch:
     /// its receipt, or the writer's error for all of them.
-    fn acknowledge(&mut self, waiting: Vec<(Ack, Option<Receipt>)>) {
+    fn acknowledge(&mut self) {
         let synced = self.sync().map_err(emit_error);
-        for (ack, receipt) in waiting {
-            let answer = match (&synced, receipt) {
-                (Ok(()), Some(receipt)) => Ok(receipt),
-                (Err(e), _) => Err(e.clone()),
-                // Not written means the writer failed, and then the sync
-                // above failed too; answer with the error all the same.
-                (Ok(()), None) => Err(EmitError::WriterFailed(self.shared.error_text())),
-            };
-            ack.send(answer);
+        for (ack, receipt) in self.unacked.drain(..) {
+            ack.send(synced.clone().map(|()| receipt));
         }
     }
 
-    /// Appends one record; its receipt, or `None` when it was not stored.
-    fn append(&mut self, json: &str) -> Option<Receipt> {
-        if self.shared.failure().is_some() {
+    /// Appends one record; `false` when it could not be started, and the
+    /// event is held for the retry. After a failure the event is counted
+    /// as lost, and a durable emit on it answered with the error.
+    fn append(&mut self, queued: Queued) -> bool {
+        if let Some(err) = self.shared.failure() {
             self.shared.failed.fetch_add(1, Ordering::Relaxed);
-            return None;
+            if let Some(ack) = queued.ack {
+                ack.send(Err(emit_error(err)));
+            }
+            return true;
         }
         let before = self.store.head().last_seq;
-        match self.store.append(json) {
+        match self.store.append(&queued.json) {
             Ok(seq) => {
                 // A segment manifest may have been written before the event.
                 let records = self.store.head().last_seq.saturating_sub(before);
                 self.shared.written.fetch_add(records, Ordering::Relaxed);
-                Some(Receipt {
-                    seq,
-                    record_hash: self.store.head().last_hash,
-                })
+                if let Some(ack) = queued.ack {
+                    let receipt = Receipt {
+                        seq,
+                        record_hash: self.store.head().last_hash,
+                    };
+                    self.unacked.push((ack, receipt));
+                }
+                true
             }
             Err(e) => {
-                self.shared.failed.fetch_add(1, Ordering::Relaxed);
-                self.shared.fail(format!("appending a record: {e}"));
-                None
+                self.held = Some(queued);
+                self.io_error(format!("starting the next audit record: {e}"));
+                false
             }
         }
     }
 
+    /// Handles an error of the store: final after a failed fsync,
+    /// otherwise the writer is degraded and retries. Either way no durable
+    /// emit waiting now can be acknowledged, and each is told why.
+    fn io_error(&mut self, message: String) {
+        let answer = if self.store.fsync_failed() {
+            self.retry = None;
+            self.shared.fail(message.clone());
+            EmitError::WriterFailed(message)
+        } else {
+            let backoff = self
+                .retry
+                .map_or(RETRY_MIN, |r| r.backoff.saturating_mul(2).min(RETRY_MAX));
+            self.retry = Some(Retry {
+                at: Instant::now().checked_add(backoff).unwrap_or_else(Instant::now),
+                backoff,
+            });
+            if self.shared.degrade(message.clone()) {
+                tracing::warn!(error = %message,
+                    "audit writer cannot write; keeping the unwritten records and retrying");
+            }
+            EmitError::Degraded(message)
+        };
+        for (ack, _) in self.unacked.drain(..) {
+            ack.send(Err(answer.clone()));
+        }
+    }
+
+    fn retry_if_due(&mut self) {
+        if self.retry.is_some_and(|r| Instant::now() >= r.at) {
+            self.retry_now();
+        }
+    }
+
+    /// Writes what the disk refused, in order: the records the store
+    /// holds, then the held event; then a checkpoint if one is due. `true`
+    /// when all of it went through and the writer is healthy again.
+    fn retry_now(&mut self) -> bool {
+        if self.retry.is_none() {
+            return self.shared.failure().is_none();
+        }
+        if let Some(queued) = self.held.take()
+            && !self.append(queued)
+        {
+            return false;
+        }
+        if !self.write_out() {
+            return false;
+        }
+        let tree_size = self.store.tree().map_or(0, |t| t.size());
+        let checkpoint_due = self
+            .checkpoints
+            .as_ref()
+            .is_some_and(|c| c.is_due(tree_size, Instant::now()));
+        if checkpoint_due && self.checkpoint().is_err() {
+            return false;
+        }
+        self.retry = None;
+        // Bytes written before the refusal may be waiting for an fsync.
+        self.dirty_since.get_or_insert_with(Instant::now);
+        if let Some(since) = self.shared.recover() {
+            tracing::warn!(degraded_since = %since, "audit writer writes again");
+        }
+        true
+    }
+
+    /// Writes everything queued and fsyncs it; while degraded, one retry
+    /// first, and the error if it is refused.
     fn drain_and_sync(&mut self) -> Result<(), FlushError> {
-        while let Ok(queued) = self.events.try_recv() {
+        self.retry_now();
+        while self.retry.is_none()
+            && let Ok(queued) = self.events.try_recv()
+        {
             self.write_batch(queued);
         }
         self.sync()
@@ -338,14 +574,22 @@ impl Writer {
     fn sync(&mut self) -> Result<(), FlushError> {
         // Whatever the outcome, no sync stays due: after a failure nothing
         // more is written, and a sync kept due would make the writer's
-        // wake-up timeout zero, spinning it until shutdown.
+        // wake-up timeout zero, spinning it until shutdown. A degraded
+        // writer sets it again once it writes again.
         let wrote = self.dirty_since.take().is_some();
         if let Some(err) = self.shared.failure() {
             return Err(err);
         }
+        if let Some(err) = self.shared.degraded_error() {
+            return Err(err);
+        }
         if let Err(e) = self.store.sync() {
-            self.shared.fail(format!("fsync of the audit segment: {e}"));
-            return Err(self.shared.failure().unwrap_or(FlushError::WriterGone));
+            self.io_error(format!("making the audit segment durable: {e}"));
+            return Err(self
+                .shared
+                .failure()
+                .or_else(|| self.shared.degraded_error())
+                .unwrap_or(FlushError::WriterGone));
         }
         if wrote {
             self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -363,11 +607,14 @@ impl Writer {
         }
     }
 
-    /// Drains the queue, appends the stop record and fsyncs.
+    /// Drains the queue, appends the stop record, fsyncs and signs a final
+    /// checkpoint, retrying refused writes until [`SHUTDOWN_TIMEOUT`] has
+    /// passed; what is still unwritten then is counted as failed.
     fn stop(&mut self) -> Result<u64, FlushError> {
-        while let Ok(queued) = self.events.try_recv() {
-            self.write_batch(queued);
-        }
+        let deadline = Instant::now()
+            .checked_add(SHUTDOWN_TIMEOUT)
+            .unwrap_or_else(Instant::now);
+        self.drain_until(deadline)?;
         let stats = self.shared.stats();
         let stopped = AuditEvent::LoggerStopped {
             timestamp: Utc::now(),
@@ -382,9 +629,50 @@ impl Writer {
         } else {
             tracing::warn!("no sequence number left for the audit stop record");
         }
+        self.drain_until(deadline)?;
         self.sync()?;
         self.checkpoint()?;
         Ok(self.store.head().last_seq)
+    }
+
+    /// Writes everything queued, retrying refused writes until `deadline`.
+    /// Past it, gives up: everything unwritten is counted as failed and
+    /// the writer's error returned.
+    fn drain_until(&mut self, deadline: Instant) -> Result<(), FlushError> {
+        loop {
+            if let Some(retry) = self.retry {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(self.abandon());
+                }
+                std::thread::sleep(retry.at.min(deadline).saturating_duration_since(now));
+                self.retry_now();
+                continue;
+            }
+            match self.events.try_recv() {
+                Ok(queued) => self.write_batch(queued),
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// Gives up on what the disk would not take: counts it as failed, says
+    /// so, and returns the error that stopped it.
+    fn abandon(&mut self) -> FlushError {
+        let queued = self.events.len() as u64;
+        let lost = self
+            .store
+            .pending_records()
+            .saturating_add(u64::from(self.held.is_some()))
+            .saturating_add(queued);
+        self.shared.failed.fetch_add(lost, Ordering::Relaxed);
+        let error = self
+            .shared
+            .degraded_error()
+            .unwrap_or(FlushError::WriterGone);
+        tracing::error!(records = lost, error = %error,
+            "audit writer shut down with records the disk would not take; they are lost");
+        error
     }
 
     /// Writes a checkpoint if one is due; a failure is recorded in `shared`.
@@ -397,17 +685,20 @@ impl Writer {
         }
     }
 
-    /// Fsyncs the records, then signs and stores a checkpoint of them. An
-    /// error is sticky, like any I/O error of the writer.
+    /// Fsyncs the records, then signs and stores a checkpoint of them. A
+    /// checkpoint the disk refuses degrades the writer like a refused
+    /// record, and is tried again with the next retry.
     fn checkpoint(&mut self) -> Result<(), FlushError> {
         self.sync()?;
         let (Some(checkpoints), Some(tree)) = (&mut self.checkpoints, self.store.tree()) else {
             return Ok(());
         };
         if let Err(e) = checkpoints.write(tree, Instant::now()) {
-            self.shared
-                .fail(format!("writing a signed checkpoint: {e}"));
-            return Err(self.shared.failure().unwrap_or(FlushError::WriterGone));
+            self.io_error(format!("writing a signed checkpoint: {e}"));
+            return Err(self
+                .shared
+                .degraded_error()
+                .unwrap_or(FlushError::WriterGone));
         }
         Ok(())
     }
@@ -415,11 +706,22 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::AuditKey;
     use crate::store::tests::test_config;
 
     const EVENT: &str = r#"{"type":"audit.logger_stopped","timestamp":"2026-12-03T12:00:00Z","records_written":1,"events_dropped":0}"#;
+
+    fn writer(dir: &Path) -> (Writer, Arc<Shared>) {
+        let key = AuditKey::generate().unwrap();
+        let (store, _) = Store::open(dir, Some(&key), test_config(1 << 20)).unwrap();
+        let (_events_tx, events) = crossbeam_channel::bounded(4);
+        let (_control_tx, control) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared::new(0, 0));
+        (Writer::new(store, events, control, Arc::clone(&shared)), shared)
+    }
 
     /// Regression: after an I/O error the writer kept a sync "due" that
     /// could never succeed, so its wake-up timeout dropped to zero and the
@@ -427,19 +729,14 @@ mod tests {
     #[test]
     fn a_failed_writer_does_not_spin_on_a_sync_that_is_always_due() {
         let dir = tempfile::tempdir().unwrap();
-        let key = AuditKey::generate().unwrap();
-        let (store, _) = Store::open(dir.path(), Some(&key), test_config(1 << 20)).unwrap();
-        let (_events_tx, events) = crossbeam_channel::bounded(4);
-        let (_control_tx, control) = crossbeam_channel::unbounded();
-        let shared = Arc::new(Shared::new(0, 0));
-        let mut writer = Writer::new(store, events, control, Arc::clone(&shared));
+        let (mut writer, shared) = writer(dir.path());
 
-        // A write that succeeds leaves a sync due; the next one fails.
+        // A write that succeeds leaves a sync due; then an fsync fails.
         writer.write_batch(Queued::plain(EVENT.to_owned()));
         assert!(writer.dirty_since.is_some());
-        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        crate::store::tests::fail_fsync(&mut writer.store);
         writer.write_batch(Queued::plain(EVENT.to_owned()));
-        assert!(shared.failure().is_some());
+        assert!(matches!(shared.health(), Health::Failed { .. }));
 
         // Long after the sync interval (an injected clock, not a sleep).
         writer.dirty_since = Instant::now().checked_sub(SYNC_INTERVAL * 2);
@@ -448,5 +745,62 @@ mod tests {
             writer.next_wakeup() > Duration::ZERO,
             "the writer would wake up at once, forever"
         );
+    }
+
+    #[test]
+    fn a_refused_write_degrades_the_writer_until_a_retry_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared) = writer(dir.path());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+
+        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        let Health::Degraded { error, .. } = shared.health() else {
+            panic!("{:?}", shared.health());
+        };
+        assert!(error.contains("writing records"), "{error}");
+        assert!(matches!(shared.check_writable(), Err(EmitError::Degraded(_))));
+        // Emits that do not wait are still accepted.
+        assert_eq!(shared.check_open(), Ok(()));
+        assert!(matches!(
+            writer.drain_and_sync(),
+            Err(FlushError::Degraded(_))
+        ));
+        let errors = shared.stats().write_errors;
+        assert!(errors >= 2, "{errors}");
+
+        // The waits between retries double, up to the limit.
+        let first = writer.retry.unwrap().backoff;
+        for _ in 0..10 {
+            writer.retry_now();
+        }
+        assert!(writer.retry.unwrap().backoff > first);
+        assert_eq!(writer.retry.unwrap().backoff, RETRY_MAX);
+
+        crate::store::tests::mend_writes(&mut writer.store, dir.path());
+        assert!(writer.retry_now());
+        assert_eq!(shared.health(), Health::Ok);
+        assert_eq!(writer.drain_and_sync(), Ok(()));
+        let text = std::fs::read_to_string(dir.path().join(crate::segment_name(1))).unwrap();
+        assert_eq!(text.lines().count(), 2, "each record written once");
+    }
+
+    #[test]
+    fn a_durable_emit_on_a_refused_write_is_told_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _) = writer(dir.path());
+        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        let (ack, wait) = crate::ack::pair();
+        writer.write_batch(Queued {
+            json: EVENT.to_owned(),
+            ack: Some(ack),
+        });
+        assert!(matches!(wait.wait(), Err(EmitError::Degraded(_))));
+        // Its record is kept, and written once the disk takes it.
+        assert_eq!(writer.store.pending_records(), 1);
+        crate::store::tests::mend_writes(&mut writer.store, dir.path());
+        assert!(writer.retry_now());
+        let text = std::fs::read_to_string(dir.path().join(crate::segment_name(1))).unwrap();
+        assert_eq!(text.lines().count(), 1);
     }
 }

@@ -171,7 +171,7 @@ fn concurrent_durable_emits_share_one_fsync() {
 }
 
 #[test]
-fn a_failed_write_is_reported_to_every_waiting_durable_emit() {
+fn a_refused_write_is_reported_to_every_waiting_durable_emit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     let (logger, writer) = held(dir.path(), |store| {
@@ -182,20 +182,27 @@ fn a_failed_write_is_reported_to_every_waiting_durable_emit() {
     release(&logger, writer);
     for t in threads {
         assert!(
-            matches!(t.join().unwrap(), Err(EmitError::WriterFailed(_))),
+            matches!(t.join().unwrap(), Err(EmitError::Degraded(_))),
             "a durable emit returned without its record on disk"
         );
     }
-    // Later durable emits are refused at once, sync or async.
+    assert!(matches!(logger.health(), Health::Degraded { .. }));
+    // Later durable emits are refused at once, sync or async; others are
+    // queued while there is room.
     assert!(matches!(
         logger.emit_durable_sync(event()),
-        Err(EmitError::WriterFailed(_))
+        Err(EmitError::Degraded(_))
     ));
     assert!(matches!(
         block_on(logger.emit_durable(event())),
-        Err(EmitError::WriterFailed(_))
+        Err(EmitError::Degraded(_))
     ));
+    logger.emit_sync(event()).unwrap();
     assert_eq!(logger.stats().fsyncs, 0);
+    // A disk that stays broken: shutdown gives up after its timeout and
+    // counts what it could not write: the four and the one.
+    assert!(matches!(logger.shutdown(), Err(FlushError::Degraded(_))));
+    assert_eq!(logger.stats().failed, 5);
 }
 
 #[test]

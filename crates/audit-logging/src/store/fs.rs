@@ -33,8 +33,14 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         )),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Each directory created is a new entry in its parent, and each
+            // entry must survive a power loss, not only the last one.
+            let missing: Vec<&Path> = dir
+                .ancestors()
+                .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+                .collect();
             DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-            sync_parent_dir(dir)
+            missing.into_iter().try_for_each(sync_parent_dir)
         }
         Err(e) => Err(e),
     }
@@ -100,6 +106,34 @@ pub(crate) fn create_private(path: &Path) -> io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
+    sync_parent_dir(path)?;
+    Ok(file)
+}
+
+/// Creates the segment file `path` like [`create_private`], or takes over
+/// the empty, private file an earlier attempt left there when the
+/// directory fsync after creating it failed (a full disk), so that the
+/// rotation can be retried. A file with anything in it is never reused.
+pub(crate) fn create_segment(path: &Path) -> io::Result<File> {
+    match create_private(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        other => return other,
+    }
+    // O_NONBLOCK: a FIFO planted under the name fails the open instead of
+    // hanging it; regular files ignore the flag.
+    let file = OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(explain_symlink)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() != 0 || meta.mode() & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "exists and is not the empty, private segment a failed rotation leaves; \
+             move it out of the audit directory",
+        ));
+    }
     sync_parent_dir(path)?;
     Ok(file)
 }
