@@ -1,18 +1,18 @@
-//! A disk that refuses writes (simulated with `RLIMIT_FSIZE`): the error
-//! surfaces to every caller, records already written stay intact, and the
-//! next start recovers the partial write as a torn tail.
+//! A disk that refuses writes (simulated with `RLIMIT_FSIZE`): the writer
+//! leaves no partial record behind, keeps what it could not write, reports
+//! the condition, and writes it all, once and in order, when the disk takes
+//! writes again.
 //!
 //! The file size limit applies to the whole process, so this is the only
 //! test in its binary, and the limit is lifted again before any assertion.
+//! `small_fs.rs` does the same on a real, full file system.
 
 mod common;
 
 use std::fs;
 
-use audit_logging::verify::FindingKind;
-use audit_logging::{EmitError, FlushError, segment_name};
-use common::{assert_intact, finding, key, open, tag_counts, tagged};
-
+use audit_logging::{EmitError, FlushError, Health, segment_name};
+use common::{assert_intact, key, open, tag_counts, tagged};
 /// Runs `f` with writes past `bytes` in any file refused with `EFBIG`.
 fn with_file_size_limit<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
     let mut old = libc::rlimit {
@@ -38,7 +38,7 @@ fn with_file_size_limit<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
 }
 
 #[test]
-fn a_refused_write_surfaces_everywhere_and_the_log_recovers_on_restart() {
+fn a_refused_write_leaves_no_partial_record_and_is_written_once_when_room_returns() {
     let dir = tempfile::tempdir().unwrap();
     let logger = open(dir.path(), &key());
     for i in 0..5 {
@@ -47,41 +47,42 @@ fn a_refused_write_surfaces_everywhere_and_the_log_recovers_on_restart() {
     logger.flush().unwrap();
     let seg = dir.path().join(segment_name(1));
     let kept_len = fs::metadata(&seg).unwrap().len();
+    let kept_bytes = fs::read(&seg).unwrap();
 
-    // Room for 100 more bytes: the next record is cut short on disk.
-    let flushed = with_file_size_limit(kept_len + 100, || {
-        logger.emit_sync(tagged("lost", 0)).unwrap();
-        logger.flush()
-    });
-    let Err(FlushError::WriterFailed(why)) = flushed else {
+    // Room for 100 more bytes: the next record does not fit.
+    let (flushed, emitted, durable, health, len_while_full) =
+        with_file_size_limit(kept_len + 100, || {
+            logger.emit_sync(tagged("refused", 0)).unwrap();
+            let flushed = logger.flush();
+            let emitted = logger.emit_sync(tagged("queued", 1));
+            let durable = logger.emit_durable_sync(tagged("durable", 2));
+            let health = logger.health();
+            let len = fs::metadata(&seg).unwrap().len();
+            (flushed, emitted, durable, health, len)
+        });
+    let Err(FlushError::Degraded(why)) = flushed else {
         panic!("flush after a refused write returned {flushed:?}");
     };
     assert!(why.contains("too large"), "{why}");
+    // Emits that do not wait are queued; a durable one is told at once.
+    assert_eq!(emitted, Ok(()));
+    assert!(matches!(durable, Err(EmitError::Degraded(_))), "{durable:?}");
+    assert!(matches!(health, Health::Degraded { .. }), "{health:?}");
+    assert!(logger.stats().write_errors >= 1);
+    // Nothing of the refused record reached the segment, and what was
+    // written before is untouched.
+    assert_eq!(len_while_full, kept_len);
+    assert_eq!(fs::read(&seg).unwrap()[..kept_len as usize], kept_bytes[..]);
 
-    // The error is sticky and reaches every caller.
-    assert!(matches!(
-        logger.emit_sync(tagged("after", 0)),
-        Err(EmitError::WriterFailed(_))
-    ));
-    assert!(matches!(logger.flush(), Err(FlushError::WriterFailed(_))));
-    assert!(matches!(
-        logger.shutdown(),
-        Err(FlushError::WriterFailed(_))
-    ));
-
-    // What was written before is untouched; the cut record is reported.
-    assert_eq!(fs::metadata(&seg).unwrap().len(), kept_len + 100);
-    let f = finding(dir.path(), &key());
-    assert_eq!(
-        (f.kind, f.line, f.offset),
-        (FindingKind::Truncated, 7, kept_len)
-    );
-
-    // A new start recovers it, and every event written before is there.
-    open(dir.path(), &key()).shutdown().unwrap();
+    // Room again: a flush retries, and everything is written, once.
+    logger.flush().unwrap();
+    assert_eq!(logger.health(), Health::Ok);
+    logger.emit_durable_sync(tagged("after", 3)).unwrap();
+    logger.shutdown().unwrap();
     let report = assert_intact(dir.path(), &key());
-    assert_eq!(report.torn_tails_recovered, 1);
+    assert_eq!(report.torn_tails_recovered, 0);
     let tags = tag_counts(dir.path());
-    assert_eq!(tags.len(), 5, "{tags:?}");
-    assert!((0..5).all(|i| tags[&format!("kept-{i}")] == 1));
+    assert_eq!(tags.len(), 8, "{tags:?}");
+    assert!(tags.values().all(|&n| n == 1), "{tags:?}");
+    assert!(!tags.contains_key("durable"), "refused at the call: never queued");
 }
