@@ -133,7 +133,8 @@ pub enum EmitError {
     /// The logger was shut down.
     #[error("audit logger is shut down")]
     Closed,
-    /// The writer hit an I/O error and stopped; events are no longer stored.
+    /// An fsync failed and the writer stopped ([`Health::Failed`](crate::Health::Failed));
+    /// events are no longer stored.
     #[error("audit writer failed: {0}")]
     WriterFailed(String),
     /// A durable emit whose record cannot be made durable now: the disk

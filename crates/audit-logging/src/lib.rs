@@ -19,7 +19,10 @@
 //!   return only once its record is fsynced, with a [`Receipt`] of its
 //!   sequence number and line hash; concurrent durable emits share fsyncs.
 //!   [`AuditLogger::flush`] returns once everything emitted is on disk;
-//!   [`AuditLogger::shutdown`] (or drop) drains the queue.
+//!   [`AuditLogger::shutdown`] (or dropping the last handle) drains the
+//!   queue and signs a final checkpoint. A full disk makes the writer keep
+//!   and retry what it could not write; [`AuditLogger::health`] and
+//!   [`Stats`] report it.
 //!   [`AuditLogger::disabled`] records nothing.
 //! - The store is a directory of append-only segment files, one JSON record
 //!   per line (see [`record`] for the layout). Each record has a sequence
@@ -90,10 +93,14 @@
 //!   [`AuditLogger::flush`]; only a durable emit's `Ok` means the record is
 //!   on disk. A durable emit waits behind every event queued before it, and
 //!   its guarantee is only as good as the disk's handling of `fdatasync`
-//!   (a write cache that lies about it defeats it). On an I/O error the
-//!   writer stops (the error is sticky and reported to every caller,
-//!   waiting durable emits included) rather than retrying; a durable emit
-//!   that failed says nothing about whether its record reached the disk.
+//!   (a write cache that lies about it defeats it). A write the disk
+//!   refuses is kept and retried ([`Health::Degraded`]); meanwhile durable
+//!   emits fail at once rather than wait, and a durable emit that failed
+//!   says nothing about whether its record reaches the disk later. A
+//!   failed fsync stops the writer for good ([`Health::Failed`]); it does
+//!   not try to rewrite what the kernel may have dropped. A process that
+//!   exits without a shutdown loses the events still queued (see
+//!   [`logger`]).
 //! - There is no retention: segments are kept until someone removes them,
 //!   and removing the oldest ones makes the trail fail to verify
 //!   (`segment_missing`).

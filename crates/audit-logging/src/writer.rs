@@ -239,7 +239,9 @@ impl Shared {
             .degradation
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let since = degradation.as_ref().map_or_else(Utc::now, |(since, _)| *since);
+        let since = degradation
+            .as_ref()
+            .map_or_else(Utc::now, |(since, _)| *since);
         let first = degradation.is_none();
         *degradation = Some((since, message));
         self.degraded.store(true, Ordering::Release);
@@ -507,7 +509,9 @@ impl Writer {
                 .retry
                 .map_or(RETRY_MIN, |r| r.backoff.saturating_mul(2).min(RETRY_MAX));
             self.retry = Some(Retry {
-                at: Instant::now().checked_add(backoff).unwrap_or_else(Instant::now),
+                at: Instant::now()
+                    .checked_add(backoff)
+                    .unwrap_or_else(Instant::now),
                 backoff,
             });
             if self.shared.degrade(message.clone()) {
@@ -720,7 +724,10 @@ mod tests {
         let (_events_tx, events) = crossbeam_channel::bounded(4);
         let (_control_tx, control) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(0, 0));
-        (Writer::new(store, events, control, Arc::clone(&shared)), shared)
+        (
+            Writer::new(store, events, control, Arc::clone(&shared)),
+            shared,
+        )
     }
 
     /// Regression: after an I/O error the writer kept a sync "due" that
@@ -759,7 +766,10 @@ mod tests {
             panic!("{:?}", shared.health());
         };
         assert!(error.contains("writing records"), "{error}");
-        assert!(matches!(shared.check_writable(), Err(EmitError::Degraded(_))));
+        assert!(matches!(
+            shared.check_writable(),
+            Err(EmitError::Degraded(_))
+        ));
         // Emits that do not wait are still accepted.
         assert_eq!(shared.check_open(), Ok(()));
         assert!(matches!(

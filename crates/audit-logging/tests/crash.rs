@@ -106,10 +106,10 @@ fn run_child(dir: &Path, signer_key: &str, round: u32, acks: u64, delay: Duratio
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(tag) = line.strip_prefix("ack ") {
-                if lines_tx.send(tag.to_owned()).is_err() {
-                    break;
-                }
+            if let Some(tag) = line.strip_prefix("ack ")
+                && lines_tx.send(tag.to_owned()).is_err()
+            {
+                break;
             }
         }
     });
@@ -175,17 +175,30 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event_and_the_trail_verifies(
     );
     let tags = tag_counts(dir.path());
     let duplicated: Vec<_> = tags.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(duplicated.is_empty(), "seed {seed}: duplicated {duplicated:?}");
+    assert!(
+        duplicated.is_empty(),
+        "seed {seed}: duplicated {duplicated:?}"
+    );
     let lost: Vec<_> = acknowledged
         .iter()
         .filter(|t| !tags.contains_key(*t))
         .collect();
-    assert!(lost.is_empty(), "seed {seed}: acknowledged but lost {lost:?}");
-    assert!(acknowledged.len() as u32 > rounds, "too few acknowledgements to prove anything");
+    assert!(
+        lost.is_empty(),
+        "seed {seed}: acknowledged but lost {lost:?}"
+    );
+    assert!(
+        acknowledged.len() as u32 > rounds,
+        "too few acknowledgements to prove anything"
+    );
     eprintln!(
         "crash test: {} acknowledged, {} starts, {} torn tails recovered",
         acknowledged.len(),
-        report.by_type.get("audit.logger_started").copied().unwrap_or(0),
+        report
+            .by_type
+            .get("audit.logger_started")
+            .copied()
+            .unwrap_or(0),
         report.torn_tails_recovered
     );
 }

@@ -66,7 +66,10 @@ fn a_refused_write_leaves_no_partial_record_and_is_written_once_when_room_return
     assert!(why.contains("too large"), "{why}");
     // Emits that do not wait are queued; a durable one is told at once.
     assert_eq!(emitted, Ok(()));
-    assert!(matches!(durable, Err(EmitError::Degraded(_))), "{durable:?}");
+    assert!(
+        matches!(durable, Err(EmitError::Degraded(_))),
+        "{durable:?}"
+    );
     assert!(matches!(health, Health::Degraded { .. }), "{health:?}");
     assert!(logger.stats().write_errors >= 1);
     // Nothing of the refused record reached the segment, and what was
@@ -84,5 +87,8 @@ fn a_refused_write_leaves_no_partial_record_and_is_written_once_when_room_return
     let tags = tag_counts(dir.path());
     assert_eq!(tags.len(), 8, "{tags:?}");
     assert!(tags.values().all(|&n| n == 1), "{tags:?}");
-    assert!(!tags.contains_key("durable"), "refused at the call: never queued");
+    assert!(
+        !tags.contains_key("durable"),
+        "refused at the call: never queued"
+    );
 }

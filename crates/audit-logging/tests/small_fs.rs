@@ -78,7 +78,9 @@ fn a_full_file_system_refuses_writes_cleanly_and_writing_resumes_when_space_is_f
     // Records large enough that the last free bytes of the segment's page
     // cannot hold a whole batch: some writes land in part, and are cut.
     for i in 0..200 {
-        logger.emit_sync(tagged(&format!("full-{i}-{}", "x".repeat(200)), i)).unwrap();
+        logger
+            .emit_sync(tagged(&format!("full-{i}-{}", "x".repeat(200)), i))
+            .unwrap();
     }
     let flushed = logger.flush();
     let Err(FlushError::Degraded(why)) = &flushed else {

@@ -526,7 +526,12 @@ fn after_a_failed_fsync_the_store_writes_nothing_more() {
     store.append(EVENT).unwrap();
     let err = store.sync().unwrap_err();
     assert!(err.to_string().contains("earlier fsync"), "{err}");
-    assert_eq!(fs::metadata(dir.path().join(segment_name(1))).unwrap().len(), 0);
+    assert_eq!(
+        fs::metadata(dir.path().join(segment_name(1)))
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 #[test]
@@ -555,7 +560,11 @@ fn a_key_handover_the_disk_refuses_is_written_once_and_its_key_saved_later() {
     store.sync().unwrap();
     assert_eq!(EpochKey::load(&key_path).unwrap().epoch(), 1);
     let records = parsed(dir.path(), &segment_name(1));
-    let handovers: Vec<u64> = records.iter().filter(|r| r.is_handover()).map(|r| r.seq).collect();
+    let handovers: Vec<u64> = records
+        .iter()
+        .filter(|r| r.is_handover())
+        .map(|r| r.seq)
+        .collect();
     assert_eq!(handovers, [2]);
     drop(store);
     assert!(crate::verify_dir(dir.path(), &key).unwrap().is_intact());
@@ -593,8 +602,11 @@ fn a_rotation_never_reuses_a_segment_that_has_bytes_in_it() {
     store.append(EVENT).unwrap();
     store.sync().unwrap();
     fs::write(dir.path().join(segment_name(2)), b"planted\n").unwrap();
-    fs::set_permissions(dir.path().join(segment_name(2)), fs::Permissions::from_mode(0o600))
-        .unwrap();
+    fs::set_permissions(
+        dir.path().join(segment_name(2)),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     let err = store.rotate().unwrap_err();
     assert!(err.to_string().contains("move it out"), "{err}");
 }
