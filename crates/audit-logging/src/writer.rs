@@ -439,7 +439,13 @@ impl Writer {
             return false;
         }
         let wrote = self.store.has_pending();
-        match self.store.write_pending() {
+        let result = self.store.write_pending();
+        // The store counts whole lines written, its own handovers and
+        // manifests included, and nothing still kept for a retry.
+        self.shared
+            .written
+            .store(self.store.lines_written(), Ordering::Relaxed);
+        match result {
             Ok(()) => {
                 if wrote && self.dirty_since.is_none() {
                     self.dirty_since = Some(Instant::now());
@@ -473,12 +479,8 @@ impl Writer {
             }
             return true;
         }
-        let before = self.store.head().last_seq;
         match self.store.append(&queued.json) {
             Ok(seq) => {
-                // A segment manifest may have been written before the event.
-                let records = self.store.head().last_seq.saturating_sub(before);
-                self.shared.written.fetch_add(records, Ordering::Relaxed);
                 if let Some(ack) = queued.ack {
                     let receipt = Receipt {
                         seq,
@@ -502,6 +504,12 @@ impl Writer {
     fn io_error(&mut self, message: String) {
         let answer = if self.store.fsync_failed() {
             self.retry = None;
+            // What the writer kept for a retry will never be written.
+            let kept = self
+                .store
+                .pending_records()
+                .saturating_add(u64::from(self.held.take().is_some()));
+            self.shared.failed.fetch_add(kept, Ordering::Relaxed);
             self.shared.fail(message.clone());
             EmitError::WriterFailed(message)
         } else {
@@ -551,8 +559,16 @@ impl Writer {
             .checkpoints
             .as_ref()
             .is_some_and(|c| c.is_due(tree_size, Instant::now()));
-        if checkpoint_due && self.checkpoint().is_err() {
-            return false;
+        if checkpoint_due {
+            // Not through `checkpoint`, whose sync reports the writer as
+            // degraded until this retry says otherwise.
+            if let Err(e) = self.store.sync() {
+                self.io_error(format!("making the audit segment durable: {e}"));
+                return false;
+            }
+            if self.sign_checkpoint().is_err() {
+                return false;
+            }
         }
         self.retry = None;
         // Bytes written before the refusal may be waiting for an fsync.
@@ -694,6 +710,11 @@ impl Writer {
     /// record, and is tried again with the next retry.
     fn checkpoint(&mut self) -> Result<(), FlushError> {
         self.sync()?;
+        self.sign_checkpoint()
+    }
+
+    /// Signs and stores a checkpoint of the records, which must be fsynced.
+    fn sign_checkpoint(&mut self) -> Result<(), FlushError> {
         let (Some(checkpoints), Some(tree)) = (&mut self.checkpoints, self.store.tree()) else {
             return Ok(());
         };
@@ -793,6 +814,72 @@ mod tests {
         assert_eq!(writer.drain_and_sync(), Ok(()));
         let text = std::fs::read_to_string(dir.path().join(crate::segment_name(1))).unwrap();
         assert_eq!(text.lines().count(), 2, "each record written once");
+    }
+
+    /// A writer that signs a checkpoint after every record.
+    fn checkpointing_writer(dir: &Path) -> (Writer, Arc<Shared>) {
+        use crate::checkpoint::{CheckpointSigner, KeyName};
+        let key = AuditKey::generate().unwrap();
+        let name = KeyName::new(&crate::logtree::origin_for(key.id().as_str())).unwrap();
+        let config = crate::LoggerConfig::new(dir)
+            .checkpoint_signer(CheckpointSigner::generate(name).unwrap())
+            .checkpoint_every_records(1);
+        let (mut store, _) = Store::open(dir, Some(&key), test_config(1 << 20)).unwrap();
+        let origin = store.origin().to_string();
+        let (tree, checkpointer) = crate::logtree::resume_tree(&config, &origin, 0)
+            .unwrap()
+            .unwrap();
+        store.set_tree(tree);
+        let (_events_tx, events) = crossbeam_channel::bounded(4);
+        let (_control_tx, control) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared::new(0, 0));
+        let writer = Writer::new(store, events, control, Arc::clone(&shared))
+            .with_checkpoints(Some(checkpointer));
+        (writer, shared)
+    }
+
+    fn newest_checkpoint(dir: &Path) -> u64 {
+        crate::logtree::latest_checkpoint(dir)
+            .unwrap()
+            .map_or(0, |(size, _)| size)
+    }
+
+    /// Regression: a retry with a checkpoint due went through the writer's
+    /// own sync, which reported the writer as degraded until the retry
+    /// succeeded, so the retry never could.
+    #[test]
+    fn a_retry_with_a_checkpoint_due_recovers_and_writes_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared) = checkpointing_writer(dir.path());
+        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        assert!(matches!(shared.health(), Health::Degraded { .. }));
+
+        crate::store::tests::mend_writes(&mut writer.store, dir.path());
+        assert!(writer.retry_now(), "{:?}", shared.health());
+        assert_eq!(newest_checkpoint(dir.path()), 1);
+    }
+
+    #[test]
+    fn a_checkpoint_the_disk_refuses_degrades_the_writer_and_is_written_on_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared) = checkpointing_writer(dir.path());
+        // Something that is not a directory where checkpoints go.
+        let cp_dir = dir.path().join(crate::logtree::CHECKPOINT_DIR);
+        std::fs::write(&cp_dir, b"").unwrap();
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        writer.checkpoint_if_due();
+        let Health::Degraded { error, .. } = shared.health() else {
+            panic!("{:?}", shared.health());
+        };
+        assert!(error.contains("checkpoint"), "{error}");
+        // The record itself was written; only the checkpoint waits.
+        assert_eq!(shared.stats().written, 1);
+
+        std::fs::remove_file(&cp_dir).unwrap();
+        assert!(writer.retry_now(), "{:?}", shared.health());
+        assert_eq!(shared.health(), Health::Ok);
+        assert_eq!(newest_checkpoint(dir.path()), 1);
     }
 
     #[test]

@@ -135,6 +135,8 @@ pub(crate) struct Store {
     pending: Vec<u8>,
     /// Whether bytes were handed to the OS since the last fsync.
     unsynced: bool,
+    /// Records this store handed to the OS, in all segments.
+    lines_written: u64,
     /// Whether a failed write may have left part of `pending` in the file
     /// past `segment_len`, to be cut before anything else is written.
     overrun: bool,
@@ -272,6 +274,7 @@ impl Store {
             head,
             pending: Vec::new(),
             unsynced: false,
+            lines_written: 0,
             overrun: false,
             fsync_failed: false,
             key_unsaved: false,
@@ -469,7 +472,10 @@ impl Store {
             }
             return Err(e);
         }
+        let lines_before = self.segment_digest.lines;
         self.segment_digest.update(&self.pending);
+        let lines = self.segment_digest.lines.saturating_sub(lines_before);
+        self.lines_written = self.lines_written.saturating_add(lines);
         self.segment_len = self.segment_len.saturating_add(self.pending.len() as u64);
         self.pending.clear();
         self.unsynced = true;
@@ -517,6 +523,11 @@ impl Store {
     /// Whether records are encoded but not yet handed to the OS.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// How many records this store has handed to the OS.
+    pub fn lines_written(&self) -> u64 {
+        self.lines_written
     }
 
     /// How many records are encoded but not yet handed to the OS.
