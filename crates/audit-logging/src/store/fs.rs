@@ -158,7 +158,10 @@ pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    File::open(parent)?.sync_all()
+    File::open(parent)?.sync_all()?;
+    #[cfg(test)]
+    tests::SYNCED.with(|synced| synced.borrow_mut().push(path.to_owned()));
+    Ok(())
 }
 
 /// The permission bits of an open file.
@@ -235,4 +238,31 @@ pub(crate) fn write_new_secret_file(path: &Path, contents: &[u8]) -> io::Result<
     file.write_all(contents)?;
     file.sync_all()?;
     sync_parent_dir(path)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::cell::RefCell;
+    use std::path::PathBuf;
+
+    thread_local! {
+        /// Every path whose directory entry this thread made durable.
+        pub(crate) static SYNCED: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Runs `f` and returns the paths whose entries it made durable.
+    pub(crate) fn entries_synced_by(f: impl FnOnce()) -> Vec<PathBuf> {
+        SYNCED.with(|synced| synced.borrow_mut().clear());
+        f();
+        SYNCED.with(|synced| synced.take())
+    }
+
+    #[test]
+    fn every_directory_created_is_made_durable_in_its_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a").join("b").join("audit");
+        let synced = entries_synced_by(|| super::ensure_private_dir(&deep).unwrap());
+        let a = dir.path().join("a");
+        assert_eq!(synced, [deep.clone(), deep.parent().unwrap().to_owned(), a]);
+    }
 }

@@ -666,3 +666,44 @@ fn a_newest_segment_that_is_a_symbolic_link_is_refused() {
     // Nothing was written through the link.
     assert_eq!(fs::read_to_string(&target).unwrap().lines().count(), 1);
 }
+
+#[test]
+fn every_file_the_store_creates_or_replaces_is_made_durable_in_the_directory() {
+    use super::fs::tests::entries_synced_by;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let key = AuditKey::generate().unwrap();
+
+    // A new trail: its segment and its writer key.
+    let mut store = None;
+    let synced = entries_synced_by(|| store = Some(open(dir, &key).unwrap().0));
+    let mut store = store.unwrap();
+    assert!(synced.contains(&dir.join(segment_name(1))), "{synced:?}");
+    assert!(synced.contains(&dir.join(WRITER_KEY_FILE)), "{synced:?}");
+
+    // A rotation's new segment.
+    store.append(EVENT).unwrap();
+    let synced = entries_synced_by(|| store.rotate().unwrap());
+    assert_eq!(synced, [dir.join(segment_name(2))]);
+
+    // A key handover replacing the writer key.
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    store.config.epoch_records = 1;
+    let synced = entries_synced_by(|| {
+        store.append(EVENT).unwrap();
+    });
+    assert_eq!(synced, [dir.join(WRITER_KEY_FILE)]);
+    drop(store);
+
+    // A torn tail set aside.
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join(segment_name(2)))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"v\":2,\"seq\"").unwrap();
+    let mut torn = None;
+    let synced = entries_synced_by(|| torn = open(dir, &key).unwrap().1);
+    let aside = dir.join(torn.unwrap().set_aside_as);
+    assert!(synced.contains(&aside), "{synced:?}");
+}
