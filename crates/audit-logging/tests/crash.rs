@@ -4,7 +4,9 @@
 //! itself, re-executed with `--exact` on [`crash_child`] and
 //! [`CHILD_DIR_VAR`] set — that emits durable events with unique tags and
 //! prints each tag on stdout only after its `emit_durable_sync` returned
-//! `Ok`. The parent kills it with SIGKILL after a random number of
+//! `Ok`; in some rounds it also emits bursts of large events nobody waits
+//! for, which may be lost in a kill but must never be duplicated. The
+//! parent kills it with SIGKILL after a random number of
 //! acknowledgements and a random delay (sometimes while it is still
 //! opening the trail), starts it again, and so on for [`DEFAULT_ROUNDS`]
 //! rounds. Then it checks that every acknowledged tag is in the trail
@@ -36,6 +38,10 @@ const CHILD_DIR_VAR: &str = "SEALTRAIL_CRASH_CHILD_DIR";
 const CHILD_SIGNER_VAR: &str = "SEALTRAIL_CRASH_CHILD_SIGNER";
 /// Set in the child: the prefix of its tags, unique per round.
 const CHILD_ROUND_VAR: &str = "SEALTRAIL_CRASH_CHILD_ROUND";
+/// Set in the child: how many large events that nobody waits for to emit
+/// before each durable one, so that writes span several pages and a kill
+/// can cut one short (a torn tail).
+const CHILD_BURST_VAR: &str = "SEALTRAIL_CRASH_CHILD_BURST";
 /// Replays a run: the seed of its random choices.
 const SEED_VAR: &str = "SEALTRAIL_CRASH_SEED";
 /// Overrides the number of kills (never fewer than [`DEFAULT_ROUNDS`]).
@@ -49,6 +55,8 @@ const MAX_ACKS_BEFORE_KILL: u64 = 12;
 /// Longest extra delay before the kill, so it lands anywhere in a write,
 /// an fsync, a rotation, a key handover or a checkpoint.
 const MAX_DELAY_MICROS: u64 = 3000;
+/// Large events in a burst: about 8 KiB of writes, two pages or more.
+const BURST: u64 = 4;
 /// How long the parent waits for one acknowledgement before it decides the
 /// child is stuck.
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,8 +70,14 @@ fn crash_child() {
     };
     let signer = std::env::var(CHILD_SIGNER_VAR).unwrap();
     let round = std::env::var(CHILD_ROUND_VAR).unwrap();
+    let burst: u64 = std::env::var(CHILD_BURST_VAR).unwrap().parse().unwrap();
+    let filler = "f".repeat(1800);
     let logger = AuditLogger::open(config(Path::new(&dir), &signer), key()).unwrap();
     for i in 0.. {
+        for j in 0..burst {
+            // Not acknowledged, so only checked for duplicates.
+            let _ = logger.emit_sync(tagged(&format!("p{round}-{i}-{j}-{filler}"), j));
+        }
         let tag = format!("r{round}-{i}");
         logger.emit_durable_sync(tagged(&tag, i)).unwrap();
         // Printed only now, so every tag the parent reads is acknowledged.
@@ -75,7 +89,7 @@ fn crash_child() {
 /// land in rotations, handovers and checkpoint writes too.
 fn config(dir: &Path, signer_key: &str) -> LoggerConfig {
     LoggerConfig::new(dir)
-        .max_segment_bytes(16 * 1024)
+        .max_segment_bytes(64 * 1024)
         .epoch(7, Duration::from_secs(3600))
         .checkpoint_signer(CheckpointSigner::from_signer_key(signer_key).unwrap())
         .checkpoint_every_records(5)
@@ -91,12 +105,18 @@ fn env_u64(name: &str) -> Option<u64> {
 
 /// One round: starts the child, kills it after `acks` acknowledgements and
 /// `delay`, and returns the tags it acknowledged.
-fn run_child(dir: &Path, signer_key: &str, round: u32, acks: u64, delay: Duration) -> Vec<String> {
+fn run_child(
+    dir: &Path,
+    signer_key: &str,
+    round: u32,
+    (acks, burst, delay): (u64, u64, Duration),
+) -> Vec<String> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR_VAR, dir)
         .env(CHILD_SIGNER_VAR, signer_key)
         .env(CHILD_ROUND_VAR, round.to_string())
+        .env(CHILD_BURST_VAR, burst.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -158,8 +178,14 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event_and_the_trail_verifies(
             0 => 0,
             _ => 1 + rng.next_u64() % MAX_ACKS_BEFORE_KILL,
         };
+        // One in four emits bursts of large events between durable ones.
+        let burst = match rng.next_u64() % 4 {
+            0 => BURST,
+            _ => 0,
+        };
         let delay = Duration::from_micros(rng.next_u64() % MAX_DELAY_MICROS);
-        acknowledged.extend(run_child(dir.path(), &signer_key, round, acks, delay));
+        let plan = (acks, burst, delay);
+        acknowledged.extend(run_child(dir.path(), &signer_key, round, plan));
     }
 
     // A last, clean start and stop: the trail must still be continuable.
