@@ -11,8 +11,8 @@ mod common;
 
 use std::fs;
 
-use audit_logging::{EmitError, FlushError, Health, segment_name};
-use common::{assert_intact, key, open, tag_counts, tagged};
+use audit_logging::{AuditLogger, EmitError, FlushError, Health, LoggerConfig, segment_name};
+use common::{assert_intact, key, tag_counts, tagged};
 /// Runs `f` with writes past `bytes` in any file refused with `EFBIG`.
 fn with_file_size_limit<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
     let mut old = libc::rlimit {
@@ -39,8 +39,10 @@ fn with_file_size_limit<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
 
 #[test]
 fn a_refused_write_leaves_no_partial_record_and_is_written_once_when_room_returns() {
+    const QUEUE: usize = 8;
     let dir = tempfile::tempdir().unwrap();
-    let logger = open(dir.path(), &key());
+    let config = LoggerConfig::new(dir.path()).queue_capacity(QUEUE);
+    let logger = AuditLogger::open(config, key()).unwrap();
     for i in 0..5 {
         logger.emit_sync(tagged(&format!("kept-{i}"), i)).unwrap();
     }
@@ -49,12 +51,16 @@ fn a_refused_write_leaves_no_partial_record_and_is_written_once_when_room_return
     let kept_len = fs::metadata(&seg).unwrap().len();
     let kept_bytes = fs::read(&seg).unwrap();
 
-    // Room for 100 more bytes: the next record does not fit.
+    // Room for 100 more bytes: the OS writes that much of the next record
+    // and refuses the rest.
     let (flushed, emitted, durable, health, len_while_full) =
         with_file_size_limit(kept_len + 100, || {
             logger.emit_sync(tagged("refused", 0)).unwrap();
             let flushed = logger.flush();
-            let emitted = logger.emit_sync(tagged("queued", 1));
+            // The writer takes nothing more: the queue fills, then refuses.
+            let emitted: Vec<_> = (0..QUEUE as u64 + 1)
+                .map(|i| logger.emit_sync(tagged(&format!("queued-{i}"), i)))
+                .collect();
             let durable = logger.emit_durable_sync(tagged("durable", 2));
             let health = logger.health();
             let len = fs::metadata(&seg).unwrap().len();
@@ -64,16 +70,22 @@ fn a_refused_write_leaves_no_partial_record_and_is_written_once_when_room_return
         panic!("flush after a refused write returned {flushed:?}");
     };
     assert!(why.contains("too large"), "{why}");
-    // Emits that do not wait are queued; a durable one is told at once.
-    assert_eq!(emitted, Ok(()));
+    // Emits that do not wait are queued while there is room; a durable one
+    // is told at once.
+    assert!(emitted[..QUEUE].iter().all(Result::is_ok), "{emitted:?}");
+    assert_eq!(
+        emitted[QUEUE],
+        Err(EmitError::BufferFull { capacity: QUEUE })
+    );
+    assert_eq!(logger.stats().dropped_full, 1);
     assert!(
         matches!(durable, Err(EmitError::Degraded(_))),
         "{durable:?}"
     );
     assert!(matches!(health, Health::Degraded { .. }), "{health:?}");
     assert!(logger.stats().write_errors >= 1);
-    // Nothing of the refused record reached the segment, and what was
-    // written before is untouched.
+    // The part of the refused record that reached the segment was cut off
+    // again, and what was written before is untouched.
     assert_eq!(len_while_full, kept_len);
     assert_eq!(fs::read(&seg).unwrap()[..kept_len as usize], kept_bytes[..]);
 
@@ -85,7 +97,8 @@ fn a_refused_write_leaves_no_partial_record_and_is_written_once_when_room_return
     let report = assert_intact(dir.path(), &key());
     assert_eq!(report.torn_tails_recovered, 0);
     let tags = tag_counts(dir.path());
-    assert_eq!(tags.len(), 8, "{tags:?}");
+    // The five, the refused one, the queued ones and the last.
+    assert_eq!(tags.len(), 5 + 1 + QUEUE + 1, "{tags:?}");
     assert!(tags.values().all(|&n| n == 1), "{tags:?}");
     assert!(
         !tags.contains_key("durable"),
