@@ -50,10 +50,10 @@
 //!
 //! # Shutdown
 //!
-//! [`Writer::stop`] drains the queue, keeps retrying refused writes for at
-//! most [`SHUTDOWN_TIMEOUT`], then writes the stop record, fsyncs and signs
-//! a final checkpoint. What it could not write by then is counted as
-//! failed and reported.
+//! [`Writer::stop`] drains the queue, writes the stop record, fsyncs and
+//! signs a final checkpoint, retrying what the disk refuses for at most
+//! [`SHUTDOWN_TIMEOUT`] in all. What it could not write by then is counted
+//! as failed and reported.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -108,7 +108,8 @@ pub(crate) enum Control {
     Shutdown(Sender<Result<u64, FlushError>>),
 }
 
-/// State both sides read: counters, the closed flag and the sticky error.
+/// State both sides read: counters, the closed flag and the writer's
+/// health (degraded, or failed for good).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub accepted: AtomicU64,
@@ -570,13 +571,18 @@ impl Writer {
                 return false;
             }
         }
+        self.recovered();
+        true
+    }
+
+    /// Leaves the degraded state after everything refused went through.
+    fn recovered(&mut self) {
         self.retry = None;
         // Bytes written before the refusal may be waiting for an fsync.
         self.dirty_since.get_or_insert_with(Instant::now);
         if let Some(since) = self.shared.recover() {
             tracing::warn!(degraded_since = %since, "audit writer writes again");
         }
-        true
     }
 
     /// Writes everything queued and fsyncs it; while degraded, one retry
@@ -651,7 +657,22 @@ impl Writer {
         }
         self.drain_until(deadline)?;
         self.sync()?;
-        self.checkpoint()?;
+        // The final checkpoint is retried like a refused write, within the
+        // same deadline.
+        while let Err(e) = self.sign_checkpoint() {
+            let Some(retry) = self.retry else {
+                return Err(e);
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::error!(error = %e, "audit writer shut down without its final checkpoint");
+                return Err(e);
+            }
+            std::thread::sleep(retry.at.min(deadline).saturating_duration_since(now));
+        }
+        if self.retry.is_some() {
+            self.recovered();
+        }
         Ok(self.store.head().last_seq)
     }
 
