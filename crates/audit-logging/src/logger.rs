@@ -395,7 +395,13 @@ impl AuditLogger {
         };
         active.shared.check_writable()?;
         match active.enqueue(event, true)? {
-            Some(wait) => wait.wait(),
+            Some(wait) => {
+                active.shared.waiting.register(&wait);
+                // Degraded between the check and the registration: the
+                // writer may not reach this emit any other way.
+                active.shared.check_writable()?;
+                wait.wait()
+            }
             None => Err(EmitError::Closed),
         }
     }
@@ -414,7 +420,11 @@ impl AuditLogger {
         };
         active.shared.check_writable()?;
         match active.enqueue(event, true)? {
-            Some(wait) => wait.await,
+            Some(wait) => {
+                active.shared.waiting.register(&wait);
+                active.shared.check_writable()?;
+                wait.await
+            }
             None => Err(EmitError::Closed),
         }
     }

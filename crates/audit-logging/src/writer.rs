@@ -32,12 +32,13 @@
 //! out), and [`AuditLogger::health`](crate::AuditLogger::health) reports it.
 //!
 //! What callers see meanwhile: durable emits fail fast with
-//! [`EmitError::Degraded`] — those whose records the writer holds when a
-//! write fails, and new ones at emit — because their records cannot be made
-//! durable now; the records of the former are still written once the disk
-//! takes them. A durable emit queued in the instant the writer became
-//! degraded waits in the queue until the writer writes again, fails or
-//! shuts down. [`flush`](crate::AuditLogger::flush) makes one retry and
+//! [`EmitError::Degraded`] because their records cannot be made durable
+//! now — new ones at the call, and every one waiting when a write is
+//! refused, whether the writer holds its record or its event is still in
+//! the queue (each durable emit registers in [`Shared::waiting`] for that,
+//! and checks the state again after registering, so none slips between).
+//! Records of the waiting ones are still written, once, when the disk
+//! takes them. [`flush`](crate::AuditLogger::flush) makes one retry and
 //! reports [`FlushError::Degraded`] if it is refused.
 //!
 //! A failed *fsync* is different: after one, the kernel may have dropped
@@ -62,14 +63,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, select};
 
-use crate::ack::Ack;
+use crate::ack::{Ack, Waiting};
 use crate::logger::{Health, Receipt, SHUTDOWN_TIMEOUT, SYNC_INTERVAL, SeqBudget, Stats};
 use crate::store::Store;
 use crate::{AuditEvent, EmitError, FlushError};
 
 /// Most events written per batch; bounds the time a flush request waits
 /// behind a flood and the size of one write.
-const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 
 /// How long the writer waits for work before checking whether an fsync is
 /// due. Only affects idle wake-ups.
@@ -129,6 +130,9 @@ pub(crate) struct Shared {
     /// since when and why.
     degraded: AtomicBool,
     degradation: Mutex<Option<(DateTime<Utc>, String)>>,
+    /// Durable emits waiting, answered at once when the writer cannot
+    /// write (see [`crate::ack`]).
+    pub waiting: Waiting,
     seq: SeqBudget,
 }
 
@@ -149,6 +153,7 @@ impl Shared {
             error: Mutex::new(None),
             degraded: AtomicBool::new(false),
             degradation: Mutex::new(None),
+            waiting: Waiting::default(),
             seq: SeqBudget::new(last_seq),
         }
     }
@@ -532,6 +537,9 @@ impl Writer {
         for (ack, _) in self.unacked.drain(..) {
             ack.send(Err(answer.clone()));
         }
+        // And those whose events are still queued, which the writer will
+        // not take until it can write.
+        self.shared.waiting.answer_all(&Err(answer));
     }
 
     fn retry_if_due(&mut self) {
