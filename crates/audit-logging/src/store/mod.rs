@@ -363,6 +363,7 @@ impl Store {
     /// record of a run that continues a log, and when the epoch is full or
     /// old. The very first record of a log opens epoch 0 and has no
     /// predecessor to hand over from.
+    ///
     /// While the key of the last handover is unsaved, no new epoch starts:
     /// the saved key must never fall more than one epoch behind the log.
     fn handover_due(&self) -> bool {
@@ -375,10 +376,10 @@ impl Store {
 
     /// Writes the record that opens the next epoch: made with the next key,
     /// vouched for by the current one. It is made durable before the next
-    /// key replaces the saved one, and only then is the current key
-    /// forgotten; so a crash leaves either the old key with a log that may
-    /// end in the handover record (the next open evolves the key to catch
-    /// up), or the new key with the handover on disk.
+    /// key replaces the saved one, so a crash leaves either the old key
+    /// with a log that may end in the handover record (the next open
+    /// evolves the key to catch up), or the new key with the handover on
+    /// disk.
     ///
     /// Once the record is queued it is the head, whatever the disk does:
     /// when the write, the fsync or the key file fails here, the record
