@@ -7,10 +7,16 @@
 //! thread, wakes whichever kind of waiter there is. An `Ack` dropped without
 //! an answer (the writer died) answers with an error, so no waiter is left
 //! hanging.
+//!
+//! The first answer is the one the waiter gets; later ones are ignored.
+//! That lets the writer answer, through [`Waiting`], durable emits whose
+//! events it has not taken from the queue yet — when it cannot write and
+//! stops taking events — and still send the receipt harmlessly once it
+//! writes them later.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
 use crate::EmitError;
@@ -28,6 +34,8 @@ struct Slot {
 #[derive(Default)]
 struct State {
     answer: Option<Answer>,
+    /// Set by the first answer; later answers are ignored.
+    answered: bool,
     waker: Option<Waker>,
 }
 
@@ -77,12 +85,64 @@ impl Drop for Ack {
 fn deliver(slot: &Slot, answer: Answer) {
     let waker = {
         let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.answered {
+            return;
+        }
+        state.answered = true;
         state.answer = Some(answer);
         state.waker.take()
     };
     slot.ready.notify_all();
     if let Some(waker) = waker {
         waker.wake();
+    }
+}
+
+/// The durable emits waiting for an answer, as the emitters registered
+/// them; for the writer to answer them all at once.
+#[derive(Debug, Default)]
+pub(crate) struct Waiting {
+    slots: Mutex<Vec<Weak<Slot>>>,
+}
+
+/// Registrations at which [`Waiting::register`] first drops those already
+/// answered; it does again at every doubling, so the list stays within
+/// twice the number of emits really waiting.
+const PRUNE_FROM: usize = 64;
+
+impl Waiting {
+    /// Registers `wait`, so that [`answer_all`](Self::answer_all) reaches it.
+    pub fn register(&self, wait: &AckWait) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if slots.len() >= PRUNE_FROM && slots.len().is_power_of_two() {
+            slots.retain(|weak| weak.upgrade().is_some_and(|slot| !slot.is_answered()));
+        }
+        slots.push(Arc::downgrade(&wait.slot));
+    }
+
+    /// Answers every registered emit that has no answer yet.
+    pub fn answer_all(&self, answer: &Answer) {
+        let slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(PoisonError::into_inner));
+        for slot in slots.iter().filter_map(Weak::upgrade) {
+            deliver(&slot, answer.clone());
+        }
+    }
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("answered", &self.is_answered())
+            .finish()
+    }
+}
+
+impl Slot {
+    fn is_answered(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .answered
     }
 }
 
@@ -163,6 +223,48 @@ pub(crate) mod tests {
         let sender = std::thread::spawn(move || ack.send(Ok(receipt(3))));
         assert_eq!(block_on(wait), Ok(receipt(3)));
         sender.join().unwrap();
+    }
+
+    #[test]
+    fn the_first_answer_wins() {
+        let (ack, wait) = pair();
+        let waiting = Waiting::default();
+        waiting.register(&wait);
+        waiting.answer_all(&Err(EmitError::Degraded("disk full".into())));
+        ack.send(Ok(receipt(4)));
+        assert_eq!(wait.wait(), Err(EmitError::Degraded("disk full".into())));
+    }
+
+    #[test]
+    fn answer_all_reaches_every_waiter_and_a_future_is_woken() {
+        let waiting = Waiting::default();
+        let pairs: Vec<_> = (0..3).map(|_| pair()).collect();
+        for (_, wait) in &pairs {
+            waiting.register(wait);
+        }
+        let (acks, waits): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let answer = Err(EmitError::Degraded("disk full".into()));
+        let answerer = std::thread::spawn({
+            let answer = answer.clone();
+            move || waiting.answer_all(&answer)
+        });
+        for wait in waits {
+            assert_eq!(block_on(wait), answer);
+        }
+        answerer.join().unwrap();
+        drop(acks);
+    }
+
+    #[test]
+    fn registrations_of_answered_emits_are_dropped() {
+        let waiting = Waiting::default();
+        for _ in 0..PRUNE_FROM * 4 {
+            let (ack, wait) = pair();
+            waiting.register(&wait);
+            ack.send(Ok(receipt(5)));
+        }
+        let kept = waiting.slots.lock().unwrap().len();
+        assert!(kept <= PRUNE_FROM, "{kept} registrations kept");
     }
 
     /// A runtime-free executor: parks the thread until woken.

@@ -156,9 +156,18 @@ pub enum EmitError {
     /// The logger was shut down.
     #[error("audit logger is shut down")]
     Closed,
-    /// The writer hit an I/O error and stopped; events are no longer stored.
+    /// An fsync failed and the writer stopped ([`Health::Failed`](crate::Health::Failed));
+    /// events are no longer stored.
     #[error("audit writer failed: {0}")]
     WriterFailed(String),
+    /// A durable emit whose record cannot be made durable now: the disk
+    /// refuses writes (it is full, or failing) and the writer is retrying
+    /// ([`Health::Degraded`](crate::Health::Degraded)). A durable emit
+    /// refused at the call queued nothing; one whose record the writer
+    /// already held keeps it queued, to be written, once, when the disk
+    /// takes writes again.
+    #[error("audit writer cannot write now, and is retrying: {0}")]
+    Degraded(String),
 }
 
 /// Why [`AuditLogger::flush`](crate::AuditLogger::flush) or
@@ -170,6 +179,13 @@ pub enum FlushError {
     /// The writer hit an I/O error; what it says is in the message.
     #[error("audit writer failed: {0}")]
     WriterFailed(String),
+    /// The disk refuses writes and the writer is retrying
+    /// ([`Health::Degraded`](crate::Health::Degraded)): records not yet
+    /// written stay queued. From a shutdown: it gave up after
+    /// [`SHUTDOWN_TIMEOUT`](crate::logger::SHUTDOWN_TIMEOUT), and what was
+    /// unwritten is counted in [`Stats::failed`](crate::Stats::failed).
+    #[error("audit writer cannot write now: {0}")]
+    Degraded(String),
     /// The writer thread is gone (it panicked or was already shut down).
     #[error("audit writer is not running")]
     WriterGone,

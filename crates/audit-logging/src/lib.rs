@@ -25,7 +25,10 @@
 //!   return only once its record is fsynced, with a [`Receipt`] of its
 //!   sequence number and line hash; concurrent durable emits share fsyncs.
 //!   [`AuditLogger::flush`] returns once everything emitted is on disk;
-//!   [`AuditLogger::shutdown`] (or drop) drains the queue.
+//!   [`AuditLogger::shutdown`] (or dropping the last handle) drains the
+//!   queue and signs a final checkpoint. A full disk makes the writer keep
+//!   and retry what it could not write; [`AuditLogger::health`] and
+//!   [`Stats`] report it.
 //!   [`AuditLogger::disabled`] records nothing.
 //! - The store is a directory of append-only segment files, one JSON record
 //!   per line (see [`record`] for the layout). Each record has a sequence
@@ -102,10 +105,14 @@
 //!   [`AuditLogger::flush`]; only a durable emit's `Ok` means the record is
 //!   on disk. A durable emit waits behind every event queued before it, and
 //!   its guarantee is only as good as the disk's handling of `fdatasync`
-//!   (a write cache that lies about it defeats it). On an I/O error the
-//!   writer stops (the error is sticky and reported to every caller,
-//!   waiting durable emits included) rather than retrying; a durable emit
-//!   that failed says nothing about whether its record reached the disk.
+//!   (a write cache that lies about it defeats it). A write the disk
+//!   refuses is kept and retried ([`Health::Degraded`]); meanwhile durable
+//!   emits fail at once rather than wait, and a durable emit that failed
+//!   says nothing about whether its record reaches the disk later. A
+//!   failed fsync stops the writer for good ([`Health::Failed`]); it does
+//!   not try to rewrite what the kernel may have dropped. A process that
+//!   exits without a shutdown loses the events still queued (see
+//!   [`logger`]).
 //! - Retention ([`retention::retire`]) needs the audit key and an anchor that
 //!   covers what it retires, and nothing schedules it. After it, proofs
 //!   ([`logtree::prove_inclusion`], [`logtree::prove_consistency`]) are
@@ -156,9 +163,9 @@ pub use event::{
 pub use key::{AuditKey, KeyError, KeyId};
 pub use logger::{
     AuditLogger, DEFAULT_CRITICAL_RESERVE_PERCENT, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_QUEUE_BYTES,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_SYNC_EVENTS, FlushMode, LoggerConfig,
-    MAX_CRITICAL_RESERVE_PERCENT, MIN_QUEUE_BYTES, QueueBound, Receipt, SYNC_INTERVAL,
-    ShutdownReport, Stats,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_SYNC_EVENTS, FlushMode, Health, LoggerConfig,
+    MAX_CRITICAL_RESERVE_PERCENT, MIN_QUEUE_BYTES, QueueBound, Receipt, SHUTDOWN_TIMEOUT,
+    SYNC_INTERVAL, ShutdownReport, Stats,
 };
 pub use record::{MAX_RECORD_BYTES, SCHEMA_VERSION};
 pub use store::{list_segments, segment_name};

@@ -74,9 +74,44 @@
 //! batch; while it fsyncs, the next batch queues up. Sixteen threads
 //! emitting durably cost about one fsync per round, not sixteen
 //! ([`Stats::fsyncs`] counts them). A durable emit whose record cannot be
-//! made durable — the writer failed, the fsync failed, the logger is shut
-//! down — returns the error, and so does every other durable emit waiting on
-//! the same batch.
+//! made durable — the disk refuses writes, the fsync failed, the logger is
+//! shut down — returns the error, and so does every other durable emit
+//! waiting on the same batch.
+//!
+//! # A full disk, an I/O error
+//!
+//! A write the disk refuses does not stop the writer: it keeps the records
+//! it could not write (already chained, nothing half-written left in the
+//! segment), takes no more from the queue, and retries with backoff until
+//! the disk takes them, then carries on, each record written once and in
+//! order. [`health`](AuditLogger::health) says [`Health::Degraded`]
+//! meanwhile, [`Stats::write_errors`] counts the refusals, and `tracing`
+//! warns when it starts and ends. What each caller sees:
+//!
+//! | call | while degraded |
+//! | --- | --- |
+//! | `emit_sync`, `emit` | `Ok` while the queue has room (the event is kept), then [`EmitError::BufferFull`] |
+//! | `emit_durable_sync`, `emit_durable` | [`EmitError::Degraded`] at once; nothing queued |
+//! | a durable emit already waiting | [`EmitError::Degraded`]; its record stays queued and is written when the disk takes it |
+//! | [`flush`](AuditLogger::flush) | one retry; [`FlushError::Degraded`] if it is refused |
+//! | [`shutdown`](AuditLogger::shutdown), drop | retries for up to [`SHUTDOWN_TIMEOUT`], then [`FlushError::Degraded`]; what is unwritten is counted in [`Stats::failed`] |
+//!
+//! Only a failed fsync is final ([`Health::Failed`]): every call after it
+//! reports [`EmitError::WriterFailed`] or [`FlushError::WriterFailed`].
+//!
+//! # What a process exit loses
+//!
+//! [`shutdown`](AuditLogger::shutdown), or dropping the last handle, writes
+//! everything queued, the `audit.logger_stopped` record and a final
+//! checkpoint, and fsyncs. A process that ends without either — `kill -9`,
+//! `std::process::exit`, a panic that aborts, a handle leaked or still held
+//! by another thread at exit — loses exactly the events still in the queue
+//! (and, while degraded, the records the writer was keeping); records the
+//! writer had handed to the OS survive the process. A power loss or kernel
+//! crash loses in addition what was not yet fsynced: at most
+//! [`SYNC_INTERVAL`] of records from `emit_sync`/`emit`. Neither can take a
+//! record whose durable emit returned `Ok`; a crash mid-write leaves at
+//! most a torn last line, which the next start sets aside and records.
 //!
 //! Sequence numbers are assigned by the writer, in queue order. The emitting
 //! side keeps a count of numbers promised to queued events so that the
@@ -142,6 +177,12 @@ pub const MAX_CRITICAL_RESERVE_PERCENT: u8 = 50;
 /// Small enough to copy, archive or inspect one segment at a time; large
 /// enough that rotation is rare.
 pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Longest time a shutdown (or the drop of the last handle) keeps retrying
+/// writes the disk refuses before it gives up on what is still unwritten.
+/// Long enough to ride out a moment of a full disk, short enough that a
+/// process told to stop does stop.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How an [`AuditLogger`] stores records.
 #[derive(Debug, Clone)]
@@ -299,7 +340,8 @@ pub struct Stats {
     pub drop_records: u64,
     /// Records written to the OS, the logger's own included.
     pub written: u64,
-    /// Accepted events that were lost because the writer had failed.
+    /// Accepted events that were lost: the writer had failed, or a
+    /// shutdown gave up on a disk that still refused them.
     pub failed: u64,
     /// Times the writer made the records it had written durable: for
     /// durable emits, [`flush`](AuditLogger::flush), shutdown and the
@@ -307,6 +349,36 @@ pub struct Stats {
     /// same batch had just fsynced everything). The fsyncs the store makes
     /// on its own, at a key handover or a new segment, are not counted.
     pub fsyncs: u64,
+    /// Writes the OS refused (a full disk, an I/O error), each retry that
+    /// failed included; see [`Health`].
+    pub write_errors: u64,
+}
+
+/// How the writer is doing; see [`AuditLogger::health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Health {
+    /// Records are written as they come.
+    Ok,
+    /// The disk refuses writes (full, or failing). Nothing written before
+    /// is touched; the records not written are kept, in the queue and the
+    /// writer, and written in order when a retry goes through. Meanwhile
+    /// emits return `Ok` while the queue has room, durable emits fail with
+    /// [`EmitError::Degraded`], and flushes with [`FlushError::Degraded`].
+    Degraded {
+        /// When the first refused write of this spell happened.
+        since: chrono::DateTime<Utc>,
+        /// What the OS said the last time.
+        error: String,
+    },
+    /// An fsync failed, and the writer stored nothing more: the kernel may
+    /// have dropped the pages it could not write, so no later fsync could
+    /// vouch for them. A new logger continues the trail after its last
+    /// whole record.
+    Failed {
+        /// What the OS said.
+        error: String,
+    },
 }
 
 impl Stats {
@@ -462,16 +534,26 @@ impl AuditLogger {
     /// room: a full queue is [`EmitError::BufferFull`] at once, as for
     /// every emit.
     ///
-    /// Errors: those of `emit_sync`, and [`EmitError::WriterFailed`] when
-    /// the write or the fsync of the batch holding the record failed (the
-    /// record may or may not be on disk then; it is not vouched for).
+    /// Errors: those of `emit_sync`; [`EmitError::Degraded`] while the disk
+    /// refuses writes (at the call, nothing is queued; for a record already
+    /// queued, it is still written once the disk takes it); and
+    /// [`EmitError::WriterFailed`] when the fsync of the batch holding the
+    /// record failed (the record may or may not be on disk then; it is not
+    /// vouched for).
     /// A [disabled](Self::disabled) logger returns [`Receipt::NONE`].
     pub fn emit_durable_sync(&self, event: AuditEvent) -> Result<Receipt, EmitError> {
         let Some(active) = &self.inner else {
             return Ok(Receipt::NONE);
         };
+        active.shared.check_writable()?;
         match active.enqueue(event, true)? {
-            Some(wait) => wait.wait(),
+            Some(wait) => {
+                active.shared.waiting.register(&wait);
+                // Degraded between the check and the registration: the
+                // writer may not reach this emit any other way.
+                active.shared.check_writable()?;
+                wait.wait()
+            }
             None => Err(EmitError::Closed),
         }
     }
@@ -488,14 +570,20 @@ impl AuditLogger {
         let Some(active) = &self.inner else {
             return Ok(Receipt::NONE);
         };
+        active.shared.check_writable()?;
         match active.enqueue(event, true)? {
-            Some(wait) => wait.await,
+            Some(wait) => {
+                active.shared.waiting.register(&wait);
+                active.shared.check_writable()?;
+                wait.await
+            }
             None => Err(EmitError::Closed),
         }
     }
 
     /// Returns once every event accepted before the call is written and
-    /// fsynced.
+    /// fsynced. While the disk refuses writes, it retries once and returns
+    /// [`FlushError::Degraded`] if that is refused too.
     ///
     /// This waits for the disk: inside an async runtime call it from a
     /// blocking task (`tokio::task::spawn_blocking`).
@@ -514,8 +602,14 @@ impl AuditLogger {
     /// Stops accepting events, writes everything queued and an
     /// `audit.logger_stopped` record, fsyncs, and joins the writer thread.
     ///
+    /// Also signs a final checkpoint when checkpoints are configured. While
+    /// the disk refuses writes it keeps retrying for up to
+    /// [`SHUTDOWN_TIMEOUT`], then gives up with [`FlushError::Degraded`],
+    /// counting what it could not write in [`Stats::failed`]. (A write or
+    /// fsync the kernel itself never returns from is beyond any timeout.)
+    ///
     /// Later emits return [`EmitError::Closed`]. A second call returns
-    /// [`FlushError::WriterGone`]. Dropping the logger does the same.
+    /// [`FlushError::WriterGone`]. Dropping the last handle does the same.
     pub fn shutdown(&self) -> Result<ShutdownReport, FlushError> {
         let Some(active) = &self.inner else {
             return Ok(ShutdownReport {
@@ -546,6 +640,15 @@ impl AuditLogger {
             stats: self.stats(),
             last_seq,
         })
+    }
+
+    /// Whether the writer is writing, retrying a disk that refuses writes,
+    /// or has failed; [`Health::Ok`] for a disabled logger. Cheap: a read
+    /// of shared state, no I/O.
+    pub fn health(&self) -> Health {
+        self.inner
+            .as_ref()
+            .map_or(Health::Ok, |a| a.shared.health())
     }
 
     /// The counters so far.

@@ -22,32 +22,80 @@
 //! (group commit). While that fsync runs, further emits queue up and form
 //! the next batch, so the more emitters wait, the more each fsync carries.
 //!
-//! An I/O error is sticky: the writer records it, stops writing (a partial
-//! line is left for the next open to cut and record as a torn tail), and
-//! every later emit, flush and shutdown reports it. Events still queued are
-//! counted as failed, and every durable emit waiting on them, or on a batch
-//! whose write or fsync failed, is answered with the error.
+//!
+//! # When the disk refuses
+//!
+//! A write the OS refuses (`ENOSPC`, `EIO`, a file size limit) makes the
+//! writer *degraded* ([`Health::Degraded`]), not dead. The store cuts off
+//! whatever part of the write reached the file, so the chain on disk still
+//! ends with a whole record, and keeps the refused lines, already encoded
+//! and chained, to write again; an event whose record could not even be
+//! started (a new segment could not be created) is held by the writer.
+//! While degraded the writer takes nothing more from the queue, whose
+//! bounds ([`queue`](crate::logger::queue)) therefore bound the buffer: emits keep returning `Ok` while it has
+//! room and [`EmitError::BufferFull`] after. The writer retries after
+//! [`RETRY_MIN`], doubling the wait up to [`RETRY_MAX`], and on every
+//! flush; the first retry that goes through writes exactly the records that
+//! were refused, once and in order, and the writer takes events again.
+//! Each refusal is counted ([`Stats::write_errors`]), the change of state
+//! is logged through `tracing` (a warning on the way in, another on the way
+//! out), and [`AuditLogger::health`](crate::AuditLogger::health) reports it.
+//!
+//! What callers see meanwhile: durable emits fail fast with
+//! [`EmitError::Degraded`] because their records cannot be made durable
+//! now — new ones at the call, and every one waiting when a write is
+//! refused, whether the writer holds its record or its event is still in
+//! the queue (each durable emit registers in [`Shared::waiting`] for that,
+//! and checks the state again after registering, so none slips between).
+//! Records of the waiting ones are still written, once, when the disk
+//! takes them. [`flush`](crate::AuditLogger::flush) makes one retry and
+//! reports [`FlushError::Degraded`] if it is refused.
+//!
+//! A failed *fsync* is different: after one, the kernel may have dropped
+//! the pages it could not write and marked them clean, so no later fsync
+//! can vouch for them. The writer fails for good ([`Health::Failed`]):
+//! every later emit, flush and shutdown reports the error, events still
+//! queued are counted as failed, and every durable emit waiting is
+//! answered with the error. A restart continues the trail after its last
+//! whole record.
+//!
+//! # Shutdown
+//!
+//! [`Writer::stop`] drains the queue, writes the stop record, fsyncs and
+//! signs a final checkpoint, retrying what the disk refuses for at most
+//! [`SHUTDOWN_TIMEOUT`] in all. What it could not write by then is counted
+//! as failed and reported.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, select};
 
-use crate::ack::Ack;
+use crate::ack::{Ack, Waiting};
 use crate::logger::queue::{Admission, DropTally, Limits, QueueBound, Refusal};
-use crate::logger::{FlushMode, Receipt, SeqBudget, Stats};
+use crate::logger::{FlushMode, Health, Receipt, SHUTDOWN_TIMEOUT, SeqBudget, Stats};
 use crate::store::Store;
 use crate::{AuditEvent, EmitError, FlushError};
 
 /// Most events written per batch; bounds the time a flush request waits
 /// behind a flood and the size of one write.
-const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 
 /// How long the writer waits for work before checking whether an fsync is
 /// due. Only affects idle wake-ups.
 const IDLE_TICK: Duration = Duration::from_millis(200);
+
+/// First wait before retrying a write the OS refused: short, since a
+/// transient error (an interrupted NFS server, a quota just raised) clears
+/// fast.
+pub(crate) const RETRY_MIN: Duration = Duration::from_millis(50);
+
+/// Longest wait between retries: once space returns, records wait at most
+/// this long to be written, and a disk that stays full costs one failed
+/// write a second.
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// One queued event: its JSON, whether it is critical (for
 /// [`FlushMode::Hybrid`]) and, for a durable emit, whom to answer once its
@@ -79,7 +127,7 @@ pub(crate) enum Control {
 }
 
 /// State both sides read: the queue's admission, counters, the closed flag
-/// and the sticky error.
+/// and the writer's health (degraded, or failed for good).
 #[derive(Debug)]
 pub(crate) struct Shared {
     queue: Admission,
@@ -95,6 +143,7 @@ pub(crate) struct Shared {
     pub written: AtomicU64,
     pub failed: AtomicU64,
     pub fsyncs: AtomicU64,
+    pub write_errors: AtomicU64,
     closed: AtomicBool,
     /// Emits between their open check and the end of their queueing;
     /// [`close`](Self::close) waits for them, so no event is accepted after
@@ -102,6 +151,13 @@ pub(crate) struct Shared {
     emitting: AtomicU64,
     broken: AtomicBool,
     error: Mutex<Option<String>>,
+    /// Set while the writer retries a refused write; `degradation` says
+    /// since when and why.
+    degraded: AtomicBool,
+    degradation: Mutex<Option<(DateTime<Utc>, String)>>,
+    /// Durable emits waiting, answered at once when the writer cannot
+    /// write (see [`crate::ack`]).
+    pub waiting: Waiting,
     seq: SeqBudget,
 }
 
@@ -122,10 +178,14 @@ impl Shared {
             written: AtomicU64::new(written),
             failed: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             emitting: AtomicU64::new(0),
             broken: AtomicBool::new(false),
             error: Mutex::new(None),
+            degraded: AtomicBool::new(false),
+            degradation: Mutex::new(None),
+            waiting: Waiting::default(),
             seq: SeqBudget::new(last_seq),
         }
     }
@@ -194,6 +254,35 @@ impl Shared {
         Ok(())
     }
 
+    /// Fails while the writer cannot write: a durable emit's record could
+    /// not be made durable now (see the [module docs](self)).
+    pub fn check_writable(&self) -> Result<(), EmitError> {
+        match self.health() {
+            Health::Degraded { error, .. } => Err(EmitError::Degraded(error)),
+            _ => Ok(()),
+        }
+    }
+
+    /// How the writer is doing.
+    pub fn health(&self) -> Health {
+        if self.broken.load(Ordering::Acquire) {
+            return Health::Failed {
+                error: self.error_text(),
+            };
+        }
+        if self.degraded.load(Ordering::Acquire) {
+            let degradation = self
+                .degradation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some((since, error)) = degradation {
+                return Health::Degraded { since, error };
+            }
+        }
+        Health::Ok
+    }
+
     pub fn reserve_seq(&self) -> Result<(), EmitError> {
         self.seq.reserve()
     }
@@ -222,6 +311,43 @@ impl Shared {
             written: self.written.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             fsyncs: self.fsyncs.load(Ordering::Relaxed),
+            write_errors: self.write_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records a refused write; `true` if the writer was writing normally
+    /// until now. A later refusal keeps the first one's time and takes its
+    /// own message.
+    fn degrade(&self, message: String) -> bool {
+        self.write_errors.fetch_add(1, Ordering::Relaxed);
+        let mut degradation = self
+            .degradation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let since = degradation
+            .as_ref()
+            .map_or_else(Utc::now, |(since, _)| *since);
+        let first = degradation.is_none();
+        *degradation = Some((since, message));
+        self.degraded.store(true, Ordering::Release);
+        first
+    }
+
+    /// Records that writes go through again; the time degradation began, if
+    /// it had.
+    fn recover(&self) -> Option<DateTime<Utc>> {
+        self.degraded.store(false, Ordering::Release);
+        self.degradation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .map(|(since, _)| since)
+    }
+
+    fn degraded_error(&self) -> Option<FlushError> {
+        match self.health() {
+            Health::Degraded { error, .. } => Some(FlushError::Degraded(error)),
+            _ => None,
         }
     }
 
@@ -260,8 +386,16 @@ impl Drop for EmitGuard<'_> {
 fn emit_error(err: FlushError) -> EmitError {
     match err {
         FlushError::WriterFailed(message) => EmitError::WriterFailed(message),
+        FlushError::Degraded(message) => EmitError::Degraded(message),
         other => EmitError::WriterFailed(other.to_string()),
     }
+}
+
+/// The retry schedule while the disk refuses writes.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    at: Instant,
+    backoff: Duration,
 }
 
 /// The writer thread's state.
@@ -278,6 +412,15 @@ pub(crate) struct Writer {
     flush: FlushMode,
     /// Signs checkpoints, when configured (see [`crate::logtree`]).
     checkpoints: Option<crate::logtree::Checkpointer>,
+    /// Durable emits whose records are appended but not yet fsynced.
+    unacked: Vec<(Ack, Receipt)>,
+    /// An event taken from the queue whose record could not be started;
+    /// it goes first when the disk takes writes again.
+    held: Option<Queued>,
+    /// Set while degraded: when to try again.
+    retry: Option<Retry>,
+    /// Stands in for the queue while degraded, so no event is taken.
+    never: Receiver<Queued>,
 }
 
 impl Writer {
@@ -296,6 +439,10 @@ impl Writer {
             unsynced: 0,
             flush: FlushMode::default(),
             checkpoints: None,
+            unacked: Vec::new(),
+            held: None,
+            retry: None,
+            never: crossbeam_channel::never(),
         }
     }
 
@@ -315,8 +462,14 @@ impl Writer {
     pub fn run(mut self) {
         loop {
             let timeout = self.next_wakeup();
+            // While degraded, events wait in the queue: it is the bound.
+            let events = if self.retry.is_some() {
+                &self.never
+            } else {
+                &self.events
+            };
             select! {
-                recv(self.events) -> event => match event {
+                recv(events) -> event => match event {
                     Ok(queued) => self.write_batch(queued),
                     Err(_) => break,
                 },
@@ -332,6 +485,10 @@ impl Writer {
                 },
                 default(timeout) => {}
             }
+            if self.retry.is_some() {
+                self.retry_if_due();
+                continue;
+            }
             // Refusals the last batch did not see, once the queue has
             // drained and no record is coming that would carry them. While
             // events keep coming, the next batch carries them instead.
@@ -341,13 +498,18 @@ impl Writer {
             self.sync_if_due();
             self.checkpoint_if_due();
         }
-        // Every handle is gone without a shutdown: keep what was queued.
-        let _ = self.drain_and_sync();
+        // Every handle is gone without a shutdown: keep what was queued, as
+        // a shutdown would.
+        let _ = self.stop();
     }
 
-    /// How long to wait for work: until the oldest unsynced record's fsync
-    /// is due, so that a quiet tail is fsynced on time.
+    /// How long to wait for work: until the next retry while degraded,
+    /// otherwise until the oldest unsynced record's fsync is due, so that a
+    /// quiet tail is fsynced on time.
     fn next_wakeup(&self) -> Duration {
+        if let Some(retry) = self.retry {
+            return retry.at.saturating_duration_since(Instant::now());
+        }
         match self.dirty_since {
             Some(since) => self.flush.max_interval().saturating_sub(since.elapsed()),
             None => IDLE_TICK,
@@ -357,7 +519,8 @@ impl Writer {
     /// Appends the refusals counted so far as a drop record, then `first`
     /// and whatever else is queued, up to a batch, and hands the batch to
     /// the OS; fsyncs it if a durable emit waits on any of it (answering
-    /// every such emit) or the flush mode says so.
+    /// every such emit) or the flush mode says so. Stops taking events at a
+    /// refused write.
     fn write_batch(&mut self, first: Queued) {
         // A drop record is not critical for the flush mode: under overload
         // nearly every batch has one, and an fsync each would slow the
@@ -365,14 +528,14 @@ impl Writer {
         self.append_gap();
         let mut critical = false;
         let mut batch = 0usize;
-        let mut waiting = Vec::new();
         let mut next = Some(first);
         while let Some(queued) = next {
+            // Taken from the queue: its room there is free again, even if
+            // the writer has to hold it for a retry.
             self.shared.queue.release(queued.json.len());
-            let receipt = self.append(&queued.json);
             critical |= queued.critical;
-            if let Some(ack) = queued.ack {
-                waiting.push((ack, receipt));
+            if !self.append(queued) {
+                break;
             }
             batch = batch.saturating_add(1);
             next = if batch < MAX_BATCH {
@@ -381,33 +544,28 @@ impl Writer {
                 None
             };
         }
-        self.finish_batch(batch, critical, waiting);
+        self.finish_batch(critical);
     }
 
     /// Writes a drop record on its own, fsynced as the flush mode says.
     fn write_gap(&mut self) {
-        if self.append_gap() {
-            self.finish_batch(1, false, Vec::new());
+        if self.retry.is_none() && self.append_gap() {
+            self.finish_batch(false);
         }
     }
 
     /// Hands the appended records to the OS and fsyncs them when a durable
     /// emit waits, the flush mode syncs such a batch at once, or enough
     /// records wait for an fsync.
-    fn finish_batch(&mut self, batch: usize, critical: bool, waiting: Vec<(Ack, Option<Receipt>)>) {
+    fn finish_batch(&mut self, critical: bool) {
         self.shared
             .head
             .store(self.store.head().last_seq, Ordering::Release);
-        if self.shared.failure().is_none() {
-            if let Err(e) = self.store.write_pending() {
-                self.shared
-                    .fail(format!("writing a batch of {batch} records: {e}"));
-            } else if self.dirty_since.is_none() {
-                self.dirty_since = Some(Instant::now());
-            }
+        if !self.write_out() {
+            return;
         }
-        if !waiting.is_empty() {
-            self.acknowledge(waiting);
+        if !self.unacked.is_empty() {
+            self.acknowledge();
         } else if self.flush.syncs_batch(critical) || self.flush.count_due(self.unsynced) {
             // A failure is recorded in `shared` and reported to the next caller.
             let _ = self.sync();
@@ -432,12 +590,13 @@ impl Writer {
             return false;
         }
         match serde_json::to_string(&event) {
+            // Held for the retry if the disk refuses it, like any record.
             Ok(json) => {
-                let written = self.append(&json).is_some();
-                if written {
+                let started = self.append(Queued::plain(json));
+                if started {
                     self.shared.drop_records.fetch_add(1, Ordering::Relaxed);
                 }
-                written
+                started
             }
             Err(e) => {
                 tracing::error!(error = %e, dropped, "cannot serialize an audit drop record");
@@ -446,50 +605,172 @@ impl Writer {
         }
     }
 
-    /// Fsyncs what was written and answers each durable emit of the batch:
-    /// its receipt, or the writer's error for all of them.
-    fn acknowledge(&mut self, waiting: Vec<(Ack, Option<Receipt>)>) {
-        let synced = self.sync().map_err(emit_error);
-        for (ack, receipt) in waiting {
-            let answer = match (&synced, receipt) {
-                (Ok(()), Some(receipt)) => Ok(receipt),
-                (Err(e), _) => Err(e.clone()),
-                // Not written means the writer failed, and then the sync
-                // above failed too; answer with the error all the same.
-                (Ok(()), None) => Err(EmitError::WriterFailed(self.shared.error_text())),
-            };
-            ack.send(answer);
+    /// Hands the records appended so far to the OS; `false` if the OS
+    /// refused (the writer is then degraded or failed).
+    fn write_out(&mut self) -> bool {
+        if self.shared.failure().is_some() {
+            return false;
+        }
+        let wrote = self.store.has_pending();
+        let result = self.store.write_pending();
+        // The store counts whole lines written, its own handovers and
+        // manifests included, and nothing still kept for a retry.
+        self.shared
+            .written
+            .store(self.store.lines_written(), Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                if wrote && self.dirty_since.is_none() {
+                    self.dirty_since = Some(Instant::now());
+                }
+                true
+            }
+            Err(e) => {
+                self.io_error(format!("writing records to the audit segment: {e}"));
+                false
+            }
         }
     }
 
-    /// Appends one record; its receipt, or `None` when it was not stored.
-    fn append(&mut self, json: &str) -> Option<Receipt> {
-        if self.shared.failure().is_some() {
+    /// Fsyncs what was written and answers each durable emit of the batch:
+    /// its receipt, or the writer's error for all of them.
+    fn acknowledge(&mut self) {
+        let synced = self.sync().map_err(emit_error);
+        for (ack, receipt) in self.unacked.drain(..) {
+            ack.send(synced.clone().map(|()| receipt));
+        }
+    }
+
+    /// Appends one record; `false` when it could not be started, and the
+    /// event is held for the retry. After a failure the event is counted
+    /// as lost, and a durable emit on it answered with the error.
+    fn append(&mut self, queued: Queued) -> bool {
+        if let Some(err) = self.shared.failure() {
             self.shared.failed.fetch_add(1, Ordering::Relaxed);
-            return None;
+            if let Some(ack) = queued.ack {
+                ack.send(Err(emit_error(err)));
+            }
+            return true;
         }
         let before = self.store.head().last_seq;
-        match self.store.append(json) {
+        match self.store.append(&queued.json) {
             Ok(seq) => {
                 // A segment manifest may have been written before the event.
                 let records = self.store.head().last_seq.saturating_sub(before);
-                self.shared.written.fetch_add(records, Ordering::Relaxed);
                 self.unsynced = self.unsynced.saturating_add(records);
-                Some(Receipt {
-                    seq,
-                    record_hash: self.store.head().last_hash,
-                })
+                if let Some(ack) = queued.ack {
+                    let receipt = Receipt {
+                        seq,
+                        record_hash: self.store.head().last_hash,
+                    };
+                    self.unacked.push((ack, receipt));
+                }
+                true
             }
             Err(e) => {
-                self.shared.failed.fetch_add(1, Ordering::Relaxed);
-                self.shared.fail(format!("appending a record: {e}"));
-                None
+                self.held = Some(queued);
+                self.io_error(format!("starting the next audit record: {e}"));
+                false
             }
         }
     }
 
+    /// Handles an error of the store: final after a failed fsync,
+    /// otherwise the writer is degraded and retries. Either way no durable
+    /// emit waiting now can be acknowledged, and each is told why.
+    fn io_error(&mut self, message: String) {
+        let answer = if self.store.fsync_failed() {
+            self.retry = None;
+            // What the writer kept for a retry will never be written.
+            let kept = self
+                .store
+                .pending_records()
+                .saturating_add(u64::from(self.held.take().is_some()));
+            self.shared.failed.fetch_add(kept, Ordering::Relaxed);
+            self.shared.fail(message.clone());
+            EmitError::WriterFailed(message)
+        } else {
+            let backoff = self
+                .retry
+                .map_or(RETRY_MIN, |r| r.backoff.saturating_mul(2).min(RETRY_MAX));
+            self.retry = Some(Retry {
+                at: Instant::now()
+                    .checked_add(backoff)
+                    .unwrap_or_else(Instant::now),
+                backoff,
+            });
+            if self.shared.degrade(message.clone()) {
+                tracing::warn!(error = %message,
+                    "audit writer cannot write; keeping the unwritten records and retrying");
+            }
+            EmitError::Degraded(message)
+        };
+        for (ack, _) in self.unacked.drain(..) {
+            ack.send(Err(answer.clone()));
+        }
+        // And those whose events are still queued, which the writer will
+        // not take until it can write.
+        self.shared.waiting.answer_all(&Err(answer));
+    }
+
+    fn retry_if_due(&mut self) {
+        if self.retry.is_some_and(|r| Instant::now() >= r.at) {
+            self.retry_now();
+        }
+    }
+
+    /// Writes what the disk refused, in order: the records the store
+    /// holds, then the held event; then a checkpoint if one is due. `true`
+    /// when all of it went through and the writer is healthy again.
+    fn retry_now(&mut self) -> bool {
+        if self.retry.is_none() {
+            return self.shared.failure().is_none();
+        }
+        if let Some(queued) = self.held.take()
+            && !self.append(queued)
+        {
+            return false;
+        }
+        if !self.write_out() {
+            return false;
+        }
+        let tree_size = self.store.tree().map_or(0, |t| t.size());
+        let checkpoint_due = self
+            .checkpoints
+            .as_ref()
+            .is_some_and(|c| c.is_due(tree_size, Instant::now()));
+        if checkpoint_due {
+            // Not through `checkpoint`, whose sync reports the writer as
+            // degraded until this retry says otherwise.
+            if let Err(e) = self.store.sync() {
+                self.io_error(format!("making the audit segment durable: {e}"));
+                return false;
+            }
+            if self.sign_checkpoint().is_err() {
+                return false;
+            }
+        }
+        self.recovered();
+        true
+    }
+
+    /// Leaves the degraded state after everything refused went through.
+    fn recovered(&mut self) {
+        self.retry = None;
+        // Bytes written before the refusal may be waiting for an fsync.
+        self.dirty_since.get_or_insert_with(Instant::now);
+        if let Some(since) = self.shared.recover() {
+            tracing::warn!(degraded_since = %since, "audit writer writes again");
+        }
+    }
+
+    /// Writes everything queued and fsyncs it; while degraded, one retry
+    /// first, and the error if it is refused.
     fn drain_and_sync(&mut self) -> Result<(), FlushError> {
-        while let Ok(queued) = self.events.try_recv() {
+        self.retry_now();
+        while self.retry.is_none()
+            && let Ok(queued) = self.events.try_recv()
+        {
             self.write_batch(queued);
         }
         self.write_gap();
@@ -499,15 +780,23 @@ impl Writer {
     fn sync(&mut self) -> Result<(), FlushError> {
         // Whatever the outcome, no sync stays due: after a failure nothing
         // more is written, and a sync kept due would make the writer's
-        // wake-up timeout zero, spinning it until shutdown.
+        // wake-up timeout zero, spinning it until shutdown. A degraded
+        // writer sets it again once it writes again.
         let wrote = self.dirty_since.take().is_some();
         self.unsynced = 0;
         if let Some(err) = self.shared.failure() {
             return Err(err);
         }
+        if let Some(err) = self.shared.degraded_error() {
+            return Err(err);
+        }
         if let Err(e) = self.store.sync() {
-            self.shared.fail(format!("fsync of the audit segment: {e}"));
-            return Err(self.shared.failure().unwrap_or(FlushError::WriterGone));
+            self.io_error(format!("making the audit segment durable: {e}"));
+            return Err(self
+                .shared
+                .failure()
+                .or_else(|| self.shared.degraded_error())
+                .unwrap_or(FlushError::WriterGone));
         }
         if wrote {
             self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -527,13 +816,17 @@ impl Writer {
     }
 
     /// Drains the queue, appends the last drop record and the stop record,
-    /// and fsyncs. No emit is in flight any more (the logger is closed), so
-    /// every refusal is in a drop record by then.
+    /// fsyncs and signs a final checkpoint, retrying refused writes until
+    /// [`SHUTDOWN_TIMEOUT`] has passed; what is still unwritten then is
+    /// counted as failed. No emit is in flight any more (the logger is
+    /// closed), so every refusal is in a drop record by then.
     fn stop(&mut self) -> Result<u64, FlushError> {
-        while let Ok(queued) = self.events.try_recv() {
-            self.write_batch(queued);
-        }
+        let deadline = Instant::now()
+            .checked_add(SHUTDOWN_TIMEOUT)
+            .unwrap_or_else(Instant::now);
+        self.drain_until(deadline)?;
         self.write_gap();
+        self.drain_until(deadline)?;
         let stats = self.shared.stats();
         let stopped = AuditEvent::LoggerStopped {
             timestamp: Utc::now(),
@@ -548,9 +841,65 @@ impl Writer {
         } else {
             tracing::warn!("no sequence number left for the audit stop record");
         }
+        self.drain_until(deadline)?;
         self.sync()?;
-        self.checkpoint()?;
+        // The final checkpoint is retried like a refused write, within the
+        // same deadline.
+        while let Err(e) = self.sign_checkpoint() {
+            let Some(retry) = self.retry else {
+                return Err(e);
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::error!(error = %e, "audit writer shut down without its final checkpoint");
+                return Err(e);
+            }
+            std::thread::sleep(retry.at.min(deadline).saturating_duration_since(now));
+        }
+        if self.retry.is_some() {
+            self.recovered();
+        }
         Ok(self.store.head().last_seq)
+    }
+
+    /// Writes everything queued, retrying refused writes until `deadline`.
+    /// Past it, gives up: everything unwritten is counted as failed and
+    /// the writer's error returned.
+    fn drain_until(&mut self, deadline: Instant) -> Result<(), FlushError> {
+        loop {
+            if let Some(retry) = self.retry {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(self.abandon());
+                }
+                std::thread::sleep(retry.at.min(deadline).saturating_duration_since(now));
+                self.retry_now();
+                continue;
+            }
+            match self.events.try_recv() {
+                Ok(queued) => self.write_batch(queued),
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// Gives up on what the disk would not take: counts it as failed, says
+    /// so, and returns the error that stopped it.
+    fn abandon(&mut self) -> FlushError {
+        let queued = self.events.len() as u64;
+        let lost = self
+            .store
+            .pending_records()
+            .saturating_add(u64::from(self.held.is_some()))
+            .saturating_add(queued);
+        self.shared.failed.fetch_add(lost, Ordering::Relaxed);
+        let error = self
+            .shared
+            .degraded_error()
+            .unwrap_or(FlushError::WriterGone);
+        tracing::error!(records = lost, error = %error,
+            "audit writer shut down with records the disk would not take; they are lost");
+        error
     }
 
     /// Writes a checkpoint if one is due; a failure is recorded in `shared`.
@@ -563,17 +912,25 @@ impl Writer {
         }
     }
 
-    /// Fsyncs the records, then signs and stores a checkpoint of them. An
-    /// error is sticky, like any I/O error of the writer.
+    /// Fsyncs the records, then signs and stores a checkpoint of them. A
+    /// checkpoint the disk refuses degrades the writer like a refused
+    /// record, and is tried again with the next retry.
     fn checkpoint(&mut self) -> Result<(), FlushError> {
         self.sync()?;
+        self.sign_checkpoint()
+    }
+
+    /// Signs and stores a checkpoint of the records, which must be fsynced.
+    fn sign_checkpoint(&mut self) -> Result<(), FlushError> {
         let (Some(checkpoints), Some(tree)) = (&mut self.checkpoints, self.store.tree()) else {
             return Ok(());
         };
         if let Err(e) = checkpoints.write(tree, Instant::now()) {
-            self.shared
-                .fail(format!("writing a signed checkpoint: {e}"));
-            return Err(self.shared.failure().unwrap_or(FlushError::WriterGone));
+            self.io_error(format!("writing a signed checkpoint: {e}"));
+            return Err(self
+                .shared
+                .degraded_error()
+                .unwrap_or(FlushError::WriterGone));
         }
         Ok(())
     }
@@ -581,6 +938,8 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::store::tests::test_config;
     use crate::{AuditKey, SYNC_INTERVAL};
@@ -717,7 +1076,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut writer, shared, _tx) = writer(dir.path(), FlushMode::default());
         writer.write_batch(Queued::plain(EVENT.to_owned()));
-        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        crate::store::tests::fail_fsync(&mut writer.store);
         writer.write_batch(Queued::plain(EVENT.to_owned()));
         assert!(shared.failure().is_some());
 
@@ -750,19 +1109,14 @@ mod tests {
     #[test]
     fn a_failed_writer_does_not_spin_on_a_sync_that_is_always_due() {
         let dir = tempfile::tempdir().unwrap();
-        let key = AuditKey::generate().unwrap();
-        let (store, _) = Store::open(dir.path(), Some(&key), test_config(1 << 20)).unwrap();
-        let (_events_tx, events) = crossbeam_channel::bounded(4);
-        let (_control_tx, control) = crossbeam_channel::unbounded();
-        let shared = Arc::new(Shared::new(0, 0));
-        let mut writer = Writer::new(store, events, control, Arc::clone(&shared));
+        let (mut writer, shared, _tx) = writer(dir.path(), FlushMode::default());
 
-        // A write that succeeds leaves a sync due; the next one fails.
+        // A write that succeeds leaves a sync due; then an fsync fails.
         writer.write_batch(Queued::plain(EVENT.to_owned()));
         assert!(writer.dirty_since.is_some());
-        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        crate::store::tests::fail_fsync(&mut writer.store);
         writer.write_batch(Queued::plain(EVENT.to_owned()));
-        assert!(shared.failure().is_some());
+        assert!(matches!(shared.health(), Health::Failed { .. }));
 
         // Long after the sync interval (an injected clock, not a sleep).
         writer.dirty_since = Instant::now().checked_sub(SYNC_INTERVAL * 2);
@@ -771,5 +1125,132 @@ mod tests {
             writer.next_wakeup() > Duration::ZERO,
             "the writer would wake up at once, forever"
         );
+    }
+
+    #[test]
+    fn a_refused_write_degrades_the_writer_until_a_retry_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared, _tx) = writer(dir.path(), FlushMode::default());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+
+        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        let Health::Degraded { error, .. } = shared.health() else {
+            panic!("{:?}", shared.health());
+        };
+        assert!(error.contains("writing records"), "{error}");
+        assert!(matches!(
+            shared.check_writable(),
+            Err(EmitError::Degraded(_))
+        ));
+        // Emits that do not wait are still accepted.
+        assert_eq!(shared.check_open(), Ok(()));
+        assert!(matches!(
+            writer.drain_and_sync(),
+            Err(FlushError::Degraded(_))
+        ));
+        let errors = shared.stats().write_errors;
+        assert!(errors >= 2, "{errors}");
+
+        // The waits between retries double, up to the limit.
+        let first = writer.retry.unwrap().backoff;
+        for _ in 0..10 {
+            writer.retry_now();
+        }
+        assert!(writer.retry.unwrap().backoff > first);
+        assert_eq!(writer.retry.unwrap().backoff, RETRY_MAX);
+
+        crate::store::tests::mend_writes(&mut writer.store, dir.path());
+        assert!(writer.retry_now());
+        assert_eq!(shared.health(), Health::Ok);
+        assert_eq!(writer.drain_and_sync(), Ok(()));
+        let text = std::fs::read_to_string(dir.path().join(crate::segment_name(1))).unwrap();
+        assert_eq!(text.lines().count(), 2, "each record written once");
+    }
+
+    /// A writer that signs a checkpoint after every record.
+    fn checkpointing_writer(dir: &Path) -> (Writer, Arc<Shared>) {
+        use crate::checkpoint::{CheckpointSigner, KeyName};
+        let key = AuditKey::generate().unwrap();
+        let name = KeyName::new(&crate::logtree::origin_for(key.id().as_str())).unwrap();
+        let config = crate::LoggerConfig::new(dir)
+            .checkpoint_signer(CheckpointSigner::generate(name).unwrap())
+            .checkpoint_every_records(1);
+        let (mut store, _) = Store::open(dir, Some(&key), test_config(1 << 20)).unwrap();
+        let origin = store.origin().to_string();
+        let (tree, checkpointer) = crate::logtree::resume_tree(&config, &origin, 0)
+            .unwrap()
+            .unwrap();
+        store.set_tree(tree);
+        let (_events_tx, events) = crossbeam_channel::bounded(4);
+        let (_control_tx, control) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared::new(0, 0));
+        let writer = Writer::new(store, events, control, Arc::clone(&shared))
+            .with_checkpoints(Some(checkpointer));
+        (writer, shared)
+    }
+
+    fn newest_checkpoint(dir: &Path) -> u64 {
+        crate::logtree::latest_checkpoint(dir)
+            .unwrap()
+            .map_or(0, |(size, _)| size)
+    }
+
+    /// Regression: a retry with a checkpoint due went through the writer's
+    /// own sync, which reported the writer as degraded until the retry
+    /// succeeded, so the retry never could.
+    #[test]
+    fn a_retry_with_a_checkpoint_due_recovers_and_writes_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared) = checkpointing_writer(dir.path());
+        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        assert!(matches!(shared.health(), Health::Degraded { .. }));
+
+        crate::store::tests::mend_writes(&mut writer.store, dir.path());
+        assert!(writer.retry_now(), "{:?}", shared.health());
+        assert_eq!(newest_checkpoint(dir.path()), 1);
+    }
+
+    #[test]
+    fn a_checkpoint_the_disk_refuses_degrades_the_writer_and_is_written_on_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, shared) = checkpointing_writer(dir.path());
+        // Something that is not a directory where checkpoints go.
+        let cp_dir = dir.path().join(crate::logtree::CHECKPOINT_DIR);
+        std::fs::write(&cp_dir, b"").unwrap();
+        writer.write_batch(Queued::plain(EVENT.to_owned()));
+        writer.checkpoint_if_due();
+        let Health::Degraded { error, .. } = shared.health() else {
+            panic!("{:?}", shared.health());
+        };
+        assert!(error.contains("checkpoint"), "{error}");
+        // The record itself was written; only the checkpoint waits.
+        assert_eq!(shared.stats().written, 1);
+
+        std::fs::remove_file(&cp_dir).unwrap();
+        assert!(writer.retry_now(), "{:?}", shared.health());
+        assert_eq!(shared.health(), Health::Ok);
+        assert_eq!(newest_checkpoint(dir.path()), 1);
+    }
+
+    #[test]
+    fn a_durable_emit_on_a_refused_write_is_told_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _, _tx) = writer(dir.path(), FlushMode::default());
+        crate::store::tests::break_writes(&mut writer.store, dir.path());
+        let (ack, wait) = crate::ack::pair();
+        writer.write_batch(Queued {
+            json: EVENT.to_owned(),
+            ack: Some(ack),
+            critical: false,
+        });
+        assert!(matches!(wait.wait(), Err(EmitError::Degraded(_))));
+        // Its record is kept, and written once the disk takes it.
+        assert_eq!(writer.store.pending_records(), 1);
+        crate::store::tests::mend_writes(&mut writer.store, dir.path());
+        assert!(writer.retry_now());
+        let text = std::fs::read_to_string(dir.path().join(crate::segment_name(1))).unwrap();
+        assert_eq!(text.lines().count(), 1);
     }
 }

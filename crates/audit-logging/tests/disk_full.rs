@@ -1,18 +1,20 @@
-//! A disk that refuses writes (simulated with `RLIMIT_FSIZE`): the error
-//! surfaces to every caller, records already written stay intact, and the
-//! next start recovers the partial write as a torn tail.
+//! A disk that refuses writes (simulated with `RLIMIT_FSIZE`): the writer
+//! leaves no partial record behind, keeps what it could not write, reports
+//! the condition, and writes it all, once and in order, when the disk takes
+//! writes again.
 //!
 //! The file size limit applies to the whole process, so this is the only
 //! test in its binary, and the limit is lifted again before any assertion.
+//! `small_fs.rs` does the same on a real, full file system.
 
 mod common;
 
 use std::fs;
 
-use audit_logging::verify::FindingKind;
-use audit_logging::{EmitError, FlushError, segment_name};
-use common::{assert_intact, finding, key, open, tag_counts, tagged};
-
+use audit_logging::{
+    AuditLogger, EmitError, FlushError, Health, LoggerConfig, QueueBound, segment_name,
+};
+use common::{assert_intact, key, tag_counts, tagged};
 /// Runs `f` with writes past `bytes` in any file refused with `EFBIG`.
 fn with_file_size_limit<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
     let mut old = libc::rlimit {
@@ -38,50 +40,76 @@ fn with_file_size_limit<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
 }
 
 #[test]
-fn a_refused_write_surfaces_everywhere_and_the_log_recovers_on_restart() {
+fn a_refused_write_leaves_no_partial_record_and_is_written_once_when_room_returns() {
+    const QUEUE: usize = 8;
     let dir = tempfile::tempdir().unwrap();
-    let logger = open(dir.path(), &key());
+    // No share reserved for critical events: the test's events are routine.
+    let config = LoggerConfig::new(dir.path())
+        .queue_capacity(QUEUE)
+        .critical_reserve(0);
+    let logger = AuditLogger::open(config, key()).unwrap();
     for i in 0..5 {
         logger.emit_sync(tagged(&format!("kept-{i}"), i)).unwrap();
     }
     logger.flush().unwrap();
     let seg = dir.path().join(segment_name(1));
     let kept_len = fs::metadata(&seg).unwrap().len();
+    let kept_bytes = fs::read(&seg).unwrap();
 
-    // Room for 100 more bytes: the next record is cut short on disk.
-    let flushed = with_file_size_limit(kept_len + 100, || {
-        logger.emit_sync(tagged("lost", 0)).unwrap();
-        logger.flush()
-    });
-    let Err(FlushError::WriterFailed(why)) = flushed else {
+    // Room for 100 more bytes: the OS writes that much of the next record
+    // and refuses the rest.
+    let (flushed, emitted, durable, health, len_while_full) =
+        with_file_size_limit(kept_len + 100, || {
+            logger.emit_sync(tagged("refused", 0)).unwrap();
+            let flushed = logger.flush();
+            // The writer takes nothing more: the queue fills, then refuses.
+            let emitted: Vec<_> = (0..QUEUE as u64 + 1)
+                .map(|i| logger.emit_sync(tagged(&format!("queued-{i}"), i)))
+                .collect();
+            let durable = logger.emit_durable_sync(tagged("durable", 2));
+            let health = logger.health();
+            let len = fs::metadata(&seg).unwrap().len();
+            (flushed, emitted, durable, health, len)
+        });
+    let Err(FlushError::Degraded(why)) = flushed else {
         panic!("flush after a refused write returned {flushed:?}");
     };
     assert!(why.contains("too large"), "{why}");
-
-    // The error is sticky and reaches every caller.
-    assert!(matches!(
-        logger.emit_sync(tagged("after", 0)),
-        Err(EmitError::WriterFailed(_))
-    ));
-    assert!(matches!(logger.flush(), Err(FlushError::WriterFailed(_))));
-    assert!(matches!(
-        logger.shutdown(),
-        Err(FlushError::WriterFailed(_))
-    ));
-
-    // What was written before is untouched; the cut record is reported.
-    assert_eq!(fs::metadata(&seg).unwrap().len(), kept_len + 100);
-    let f = finding(dir.path(), &key());
+    // Emits that do not wait are queued while there is room; a durable one
+    // is told at once.
+    assert!(emitted[..QUEUE].iter().all(Result::is_ok), "{emitted:?}");
     assert_eq!(
-        (f.kind, f.line, f.offset),
-        (FindingKind::Truncated, 7, kept_len)
+        emitted[QUEUE],
+        Err(EmitError::BufferFull {
+            bound: QueueBound::Events,
+            limit: QUEUE
+        })
     );
+    assert_eq!(logger.stats().dropped_full, 1);
+    assert!(
+        matches!(durable, Err(EmitError::Degraded(_))),
+        "{durable:?}"
+    );
+    assert!(matches!(health, Health::Degraded { .. }), "{health:?}");
+    assert!(logger.stats().write_errors >= 1);
+    // The part of the refused record that reached the segment was cut off
+    // again, and what was written before is untouched.
+    assert_eq!(len_while_full, kept_len);
+    assert_eq!(fs::read(&seg).unwrap()[..kept_len as usize], kept_bytes[..]);
 
-    // A new start recovers it, and every event written before is there.
-    open(dir.path(), &key()).shutdown().unwrap();
+    // Room again: a flush retries, and everything is written, once.
+    logger.flush().unwrap();
+    assert_eq!(logger.health(), Health::Ok);
+    logger.emit_durable_sync(tagged("after", 3)).unwrap();
+    logger.shutdown().unwrap();
     let report = assert_intact(dir.path(), &key());
-    assert_eq!(report.torn_tails_recovered, 1);
+    assert_eq!(report.torn_tails_recovered, 0);
     let tags = tag_counts(dir.path());
-    assert_eq!(tags.len(), 5, "{tags:?}");
-    assert!((0..5).all(|i| tags[&format!("kept-{i}")] == 1));
+    // The five, the refused one, the queued ones and the last.
+    assert_eq!(tags.len(), 5 + 1 + QUEUE + 1, "{tags:?}");
+    assert!(tags.values().all(|&n| n == 1), "{tags:?}");
+    assert!(
+        !tags.contains_key("durable"),
+        "refused at the call: never queued"
+    );
 }

@@ -6,6 +6,7 @@ use super::*;
 use crate::ack::tests::block_on;
 use crate::event::samples;
 use crate::record::{RawRecord, line_hash};
+use crate::writer::MAX_BATCH;
 
 fn event() -> AuditEvent {
     samples::all().remove(0)
@@ -171,7 +172,7 @@ fn concurrent_durable_emits_share_one_fsync() {
 }
 
 #[test]
-fn a_failed_write_is_reported_to_every_waiting_durable_emit() {
+fn a_refused_write_is_reported_to_every_waiting_durable_emit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     let (logger, writer) = held(dir.path(), |store| {
@@ -182,20 +183,64 @@ fn a_failed_write_is_reported_to_every_waiting_durable_emit() {
     release(&logger, writer);
     for t in threads {
         assert!(
-            matches!(t.join().unwrap(), Err(EmitError::WriterFailed(_))),
+            matches!(t.join().unwrap(), Err(EmitError::Degraded(_))),
             "a durable emit returned without its record on disk"
         );
     }
-    // Later durable emits are refused at once, sync or async.
+    assert!(matches!(logger.health(), Health::Degraded { .. }));
+    // Later durable emits are refused at once, sync or async; others are
+    // queued while there is room.
     assert!(matches!(
         logger.emit_durable_sync(event()),
-        Err(EmitError::WriterFailed(_))
+        Err(EmitError::Degraded(_))
     ));
     assert!(matches!(
         block_on(logger.emit_durable(event())),
-        Err(EmitError::WriterFailed(_))
+        Err(EmitError::Degraded(_))
     ));
+    logger.emit_sync(event()).unwrap();
     assert_eq!(logger.stats().fsyncs, 0);
+    // A disk that stays broken: shutdown gives up after its timeout and
+    // counts what it could not write: the four and the one.
+    assert!(matches!(logger.shutdown(), Err(FlushError::Degraded(_))));
+    assert_eq!(logger.stats().failed, 5);
+}
+
+/// Regression: a durable emit whose event was still in the queue when the
+/// writer stopped taking events (it could not write) waited until the disk
+/// took writes again, or until shutdown, instead of failing fast.
+#[test]
+fn a_durable_emit_still_queued_when_writes_are_refused_is_told_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let (logger, writer) = held(dir.path(), |store| {
+        crate::store::tests::break_writes(store, &path);
+    });
+    // More than one batch ahead of them: the writer takes the first batch,
+    // cannot write it, and leaves the rest, durable emits included, queued.
+    let ahead = MAX_BATCH as u64 + 10;
+    for _ in 0..ahead {
+        logger.emit_sync(event()).unwrap();
+    }
+    let (answers_tx, answers) = std::sync::mpsc::channel();
+    for _ in 0..2 {
+        let logger = Arc::clone(&logger);
+        let answers_tx = answers_tx.clone();
+        std::thread::spawn(move || answers_tx.send(logger.emit_durable_sync(event())));
+    }
+    while logger.stats().accepted < ahead + 2 {
+        std::thread::yield_now();
+    }
+
+    release(&logger, writer);
+    for _ in 0..2 {
+        // Far longer than any answer takes; a wait that long means the
+        // emit would have waited for the disk.
+        let answer = answers
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a durable emit still waits on a disk that refuses writes");
+        assert!(matches!(answer, Err(EmitError::Degraded(_))), "{answer:?}");
+    }
 }
 
 #[test]

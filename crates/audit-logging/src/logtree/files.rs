@@ -128,4 +128,14 @@ mod tests {
         assert_eq!(list_checkpoints(dir.path()).unwrap(), vec![(7, path)]);
         assert!(!dir.path().join(CHECKPOINT_DIR).join(TEMP_NAME).exists());
     }
+
+    #[test]
+    fn a_checkpoint_and_its_directory_are_made_durable_in_their_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut path = None;
+        let synced = crate::store::fs::tests::entries_synced_by(|| {
+            path = Some(write_checkpoint(dir.path(), 3, "note\n").unwrap());
+        });
+        assert_eq!(synced, [dir.path().join(CHECKPOINT_DIR), path.unwrap()]);
+    }
 }

@@ -17,9 +17,9 @@
 //! [`DEFAULT_CHECKPOINT_INTERVAL`] when records were added, and always at
 //! shutdown (both intervals are configurable). A checkpoint is written only
 //! after the records it covers are fsynced, so a crash can never leave a
-//! checkpoint that commits to records the log lost. A checkpoint that cannot
-//! be written (a full disk) is an I/O error of the writer, sticky like any
-//! other: the logger stops rather than go on without checkpoints.
+//! checkpoint that commits to records the log lost. A checkpoint the disk
+//! refuses (it is full) degrades the writer like a refused record: it takes
+//! no more events until a retry has written the checkpoint.
 //!
 //! - **Origin**: `sealtrail/<key id of the audit key>` ([`origin_for`]), the
 //!   first line of every checkpoint. It names the log, so a checkpoint of

@@ -33,8 +33,14 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         )),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Each directory created is a new entry in its parent, and each
+            // entry must survive a power loss, not only the last one.
+            let missing: Vec<&Path> = dir
+                .ancestors()
+                .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+                .collect();
             DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-            sync_parent_dir(dir)
+            missing.into_iter().try_for_each(sync_parent_dir)
         }
         Err(e) => Err(e),
     }
@@ -104,6 +110,34 @@ pub(crate) fn create_private(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Creates the segment file `path` like [`create_private`], or takes over
+/// the empty, private file an earlier attempt left there when the
+/// directory fsync after creating it failed (a full disk), so that the
+/// rotation can be retried. A file with anything in it is never reused.
+pub(crate) fn create_segment(path: &Path) -> io::Result<File> {
+    match create_private(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        other => return other,
+    }
+    // O_NONBLOCK: a FIFO planted under the name fails the open instead of
+    // hanging it; regular files ignore the flag.
+    let file = OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(explain_symlink)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() != 0 || meta.mode() & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "exists and is not the empty, private segment a failed rotation leaves; \
+             move it out of the audit directory",
+        ));
+    }
+    sync_parent_dir(path)?;
+    Ok(file)
+}
+
 /// Opens (creating with mode `0600` if needed) the lock file of a store,
 /// refusing symbolic links.
 pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
@@ -124,7 +158,10 @@ pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    File::open(parent)?.sync_all()
+    File::open(parent)?.sync_all()?;
+    #[cfg(test)]
+    tests::SYNCED.with(|synced| synced.borrow_mut().push(path.to_owned()));
+    Ok(())
 }
 
 /// The permission bits of an open file.
@@ -201,4 +238,31 @@ pub(crate) fn write_new_secret_file(path: &Path, contents: &[u8]) -> io::Result<
     file.write_all(contents)?;
     file.sync_all()?;
     sync_parent_dir(path)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::cell::RefCell;
+    use std::path::PathBuf;
+
+    thread_local! {
+        /// Every path whose directory entry this thread made durable.
+        pub(crate) static SYNCED: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Runs `f` and returns the paths whose entries it made durable.
+    pub(crate) fn entries_synced_by(f: impl FnOnce()) -> Vec<PathBuf> {
+        SYNCED.with(|synced| synced.borrow_mut().clear());
+        f();
+        SYNCED.with(|synced| synced.take())
+    }
+
+    #[test]
+    fn every_directory_created_is_made_durable_in_its_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a").join("b").join("audit");
+        let synced = entries_synced_by(|| super::ensure_private_dir(&deep).unwrap());
+        let a = dir.path().join("a");
+        assert_eq!(synced, [deep.clone(), deep.parent().unwrap().to_owned(), a]);
+    }
 }

@@ -136,6 +136,19 @@ pub(crate) struct Store {
     pending: Vec<u8>,
     /// Whether bytes were handed to the OS since the last fsync.
     unsynced: bool,
+    /// Records this store handed to the OS, in all segments.
+    lines_written: u64,
+    /// Whether a failed write may have left part of `pending` in the file
+    /// past `segment_len`, to be cut before anything else is written.
+    overrun: bool,
+    /// Whether an fsync failed. The kernel may have dropped the pages it
+    /// could not write and marked them clean, so a later fsync that
+    /// succeeds would prove nothing: the store writes nothing more.
+    fsync_failed: bool,
+    /// Whether `key` opened an epoch whose handover record is not yet
+    /// known durable, so the key is not yet saved (see
+    /// [`Store::append_handover`]).
+    key_unsaved: bool,
     /// The Merkle tree over every record, when checkpoints are signed
     /// (see [`logtree`](crate::logtree)).
     tree: Option<crate::merkle::CompactRange>,
@@ -262,6 +275,10 @@ impl Store {
             head,
             pending: Vec::new(),
             unsynced: false,
+            lines_written: 0,
+            overrun: false,
+            fsync_failed: false,
+            key_unsaved: false,
             tree: None,
         };
         Ok((store, torn))
@@ -285,7 +302,9 @@ impl Store {
     /// move by two.
     ///
     /// Fails only when the sequence number would overflow, or when closing
-    /// the segment or starting a new one fails.
+    /// the segment or starting a new one fails; then nothing was appended
+    /// and the same call can be retried. (A rotation that did complete
+    /// stays done; the retry writes the manifest it owes.)
     pub fn append(&mut self, event_json: &str) -> io::Result<u64> {
         let ts = (self.config.clock)();
         if self.rotation_due(ts, event_json.len()) {
@@ -346,8 +365,12 @@ impl Store {
     /// record of a run that continues a log, and when the epoch is full or
     /// old. The very first record of a log opens epoch 0 and has no
     /// predecessor to hand over from.
+    ///
+    /// While the key of the last handover is unsaved, no new epoch starts:
+    /// the saved key must never fall more than one epoch behind the log.
     fn handover_due(&self) -> bool {
         self.head.last_seq > 0
+            && !self.key_unsaved
             && (self.new_run
                 || self.records_in_epoch >= self.config.epoch_records
                 || self.epoch_started.elapsed() >= self.config.epoch_interval)
@@ -355,10 +378,16 @@ impl Store {
 
     /// Writes the record that opens the next epoch: made with the next key,
     /// vouched for by the current one. It is made durable before the next
-    /// key replaces the saved one, and only then is the current key
-    /// forgotten; so a crash leaves either the old key with a log that may
-    /// end in the handover record (the next open evolves the key to catch
-    /// up), or the new key with the handover on disk.
+    /// key replaces the saved one, so a crash leaves either the old key
+    /// with a log that may end in the handover record (the next open
+    /// evolves the key to catch up), or the new key with the handover on
+    /// disk.
+    ///
+    /// Once the record is queued it is the head, whatever the disk does:
+    /// when the write, the fsync or the key file fails here, the record
+    /// stays queued and the next [`sync`](Self::sync) finishes the job, so
+    /// a retry never encodes the record a second time. Until then the
+    /// previous key stays on disk (a crash then is the first case above).
     fn append_handover(
         &mut self,
         seq: u64,
@@ -377,12 +406,15 @@ impl Store {
             event_json,
         );
         self.push(seq, ts, line)?;
-        self.sync()?;
-        next.save(&self.dir.join(WRITER_KEY_FILE))?;
         self.key = next;
+        self.key_unsaved = true;
         self.records_in_epoch = 1;
         self.epoch_started = Instant::now();
         self.new_run = false;
+        if let Err(e) = self.sync() {
+            // Kept owed; the caller's next write or sync reports it.
+            tracing::debug!(error = %e, "the key handover waits for the disk");
+        }
         Ok(seq)
     }
 
@@ -418,26 +450,93 @@ impl Store {
     }
 
     /// Hands queued lines to the OS in one write.
+    ///
+    /// A write the OS refuses (`ENOSPC`, `EIO`, a file size limit) leaves
+    /// no partial line behind: whatever part of it reached the file is cut
+    /// off again, so the segment still ends with its last whole record, and
+    /// the lines stay queued, unchanged, for the next call. Should the cut
+    /// fail too, the next call makes it before writing anything. The lines
+    /// are already the chain's head, so the retry writes the same records,
+    /// in the same order, exactly once.
     pub fn write_pending(&mut self) -> io::Result<()> {
+        self.check_not_poisoned()?;
+        if self.overrun {
+            self.file.set_len(self.segment_len)?;
+            self.overrun = false;
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.file.write_all(&self.pending)?;
+        if let Err(e) = self.file.write_all(&self.pending) {
+            self.overrun = true;
+            // Cut at once, so that a crash while the disk stays full does
+            // not leave the partial line for the next start to set aside.
+            if self.file.set_len(self.segment_len).is_ok() {
+                self.overrun = false;
+            }
+            return Err(e);
+        }
+        let lines_before = self.segment_digest.lines;
         self.segment_digest.update(&self.pending);
+        let lines = self.segment_digest.lines.saturating_sub(lines_before);
+        self.lines_written = self.lines_written.saturating_add(lines);
         self.segment_len = self.segment_len.saturating_add(self.pending.len() as u64);
         self.pending.clear();
         self.unsynced = true;
         Ok(())
     }
 
-    /// Writes queued lines and fsyncs them.
+    /// Writes queued lines and fsyncs them; then saves the key of a
+    /// handover that had to wait for the disk.
+    ///
+    /// A failed fsync is final (see [`fsync_failed`](Self::fsync_failed)).
     pub fn sync(&mut self) -> io::Result<()> {
         self.write_pending()?;
         if self.unsynced {
-            self.file.sync_data()?;
+            if let Err(e) = self.file.sync_data() {
+                self.fsync_failed = true;
+                return Err(e);
+            }
             self.unsynced = false;
         }
+        if self.key_unsaved {
+            self.key.save(&self.dir.join(WRITER_KEY_FILE))?;
+            self.key_unsaved = false;
+        }
         Ok(())
+    }
+
+    /// Whether an fsync of the segment failed, after which the store
+    /// refuses to write: what the kernel reported lost cannot be told apart
+    /// from what it kept, and a later fsync succeeding would not mean the
+    /// records before it are on disk.
+    pub fn fsync_failed(&self) -> bool {
+        self.fsync_failed
+    }
+
+    fn check_not_poisoned(&self) -> io::Result<()> {
+        if self.fsync_failed {
+            return Err(io::Error::other(
+                "an earlier fsync of the segment failed, so nothing more is written; \
+                 restart the logger to continue the trail after its last whole record",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether records are encoded but not yet handed to the OS.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// How many records this store has handed to the OS.
+    pub fn lines_written(&self) -> u64 {
+        self.lines_written
+    }
+
+    /// How many records are encoded but not yet handed to the OS.
+    pub fn pending_records(&self) -> u64 {
+        self.pending.iter().filter(|&&b| b == b'\n').count() as u64
     }
 
     /// Closes the current segment durably and starts the one named for the
@@ -448,7 +547,7 @@ impl Store {
             io::Error::other("sequence number space exhausted; start a new log directory")
         })?;
         let path = self.dir.join(segment_name(first_seq));
-        self.file = fs::create_private(&path)?;
+        self.file = fs::create_segment(&path)?;
         let closed = std::mem::take(&mut self.segment_digest);
         self.owed_manifest = Some(closed.seal(self.segment_first));
         self.segment_first = first_seq;

@@ -1,5 +1,5 @@
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 use super::*;
 
@@ -470,6 +470,168 @@ pub(crate) fn break_writes(store: &mut Store, dir: &Path) {
     store.file = fs::File::open(newest).unwrap();
 }
 
+/// Undoes [`break_writes`]: the disk takes writes again.
+pub(crate) fn mend_writes(store: &mut Store, dir: &Path) {
+    let (_, newest) = list_segments(dir).unwrap().pop().unwrap();
+    store.file = super::fs::open_append(&newest).unwrap();
+}
+
+/// Makes the store behave as after an fsync that failed.
+pub(crate) fn fail_fsync(store: &mut Store) {
+    store.fsync_failed = true;
+}
+
+/// Every line of the segment `name` in `dir`, parsed.
+fn parsed(dir: &Path, name: &str) -> Vec<RawRecord> {
+    fs::read_to_string(dir.join(name))
+        .unwrap()
+        .lines()
+        .map(|l| RawRecord::parse(l.as_bytes()).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_refused_write_keeps_its_records_and_a_retry_writes_them_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    let seg = dir.path().join(segment_name(1));
+    let good_len = fs::metadata(&seg).unwrap().len();
+
+    break_writes(&mut store, dir.path());
+    store.append(EVENT).unwrap();
+    store.append(EVENT).unwrap();
+    assert!(store.write_pending().is_err());
+    assert!(store.sync().is_err());
+    assert_eq!(store.pending_records(), 2);
+    assert_eq!(fs::metadata(&seg).unwrap().len(), good_len);
+
+    mend_writes(&mut store, dir.path());
+    store.sync().unwrap();
+    assert!(!store.has_pending());
+    let seqs: Vec<u64> = parsed(dir.path(), &segment_name(1))
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    drop(store);
+    assert!(crate::verify_dir(dir.path(), &key).unwrap().is_intact());
+}
+
+#[test]
+fn the_part_of_a_failed_write_that_reached_the_file_is_cut_before_the_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    // As a write cut short by a full disk, whose cut failed too, leaves it.
+    store.append(EVENT).unwrap();
+    let half = store.pending.len() / 2;
+    std::io::Write::write_all(&mut store.file, &store.pending[..half]).unwrap();
+    store.overrun = true;
+
+    store.sync().unwrap();
+    assert_eq!(parsed(dir.path(), &segment_name(1)).len(), 2);
+    drop(store);
+    assert!(crate::verify_dir(dir.path(), &key).unwrap().is_intact());
+}
+
+#[test]
+fn after_a_failed_fsync_the_store_writes_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = open(dir.path(), &AuditKey::generate().unwrap()).unwrap();
+    fail_fsync(&mut store);
+    store.append(EVENT).unwrap();
+    let err = store.sync().unwrap_err();
+    assert!(err.to_string().contains("earlier fsync"), "{err}");
+    assert_eq!(
+        fs::metadata(dir.path().join(segment_name(1)))
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn a_key_handover_the_disk_refuses_is_written_once_and_its_key_saved_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let config = StoreConfig {
+        epoch_records: 1,
+        ..test_config(1 << 20)
+    };
+    let (mut store, _) = Store::open(dir.path(), Some(&key), config).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    let key_path = dir.path().join(WRITER_KEY_FILE);
+
+    break_writes(&mut store, dir.path());
+    // A handover is due; it is queued, not lost, and the old key stays on
+    // disk until the handover is.
+    assert_eq!(store.append(EVENT).unwrap(), 2);
+    // No second epoch starts while the first one's key is unsaved.
+    assert_eq!(store.append(EVENT).unwrap(), 3);
+    assert_eq!(EpochKey::load(&key_path).unwrap().epoch(), 0);
+    assert!(store.sync().is_err());
+
+    mend_writes(&mut store, dir.path());
+    store.sync().unwrap();
+    assert_eq!(EpochKey::load(&key_path).unwrap().epoch(), 1);
+    let records = parsed(dir.path(), &segment_name(1));
+    let handovers: Vec<u64> = records
+        .iter()
+        .filter(|r| r.is_handover())
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(handovers, [2]);
+    drop(store);
+    assert!(crate::verify_dir(dir.path(), &key).unwrap().is_intact());
+    // The next start continues with the saved key.
+    open(dir.path(), &key).unwrap();
+}
+
+#[test]
+fn a_rotation_whose_new_segment_was_left_empty_is_retried_into_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    // What a rotation leaves when the directory fsync after creating the
+    // file fails: the file, empty, and the store still on the old segment.
+    fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .mode(0o600)
+        .open(dir.path().join(segment_name(2)))
+        .unwrap();
+    store.rotate().unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    assert_eq!(parsed(dir.path(), &segment_name(2)).len(), 2);
+    drop(store);
+    assert!(crate::verify_dir(dir.path(), &key).unwrap().is_intact());
+}
+
+#[test]
+fn a_rotation_never_reuses_a_segment_that_has_bytes_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = open(dir.path(), &AuditKey::generate().unwrap()).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    fs::write(dir.path().join(segment_name(2)), b"planted\n").unwrap();
+    fs::set_permissions(
+        dir.path().join(segment_name(2)),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let err = store.rotate().unwrap_err();
+    assert!(err.to_string().contains("move it out"), "{err}");
+}
+
 #[test]
 fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_gone() {
     let dir = tempfile::tempdir().unwrap();
@@ -506,4 +668,63 @@ fn an_empty_newest_segment_under_the_wrong_name_is_refused() {
     let err = open(dir.path(), &key).err().unwrap();
     assert!(matches!(err, OpenError::CorruptTail { .. }), "{err}");
     assert!(err.to_string().contains("next record is 2"), "{err}");
+}
+
+#[test]
+fn a_newest_segment_that_is_a_symbolic_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    let (mut store, _) = open(dir.path(), &key).unwrap();
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let seg = dir.path().join(segment_name(1));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("real.jsonl");
+    fs::rename(&seg, &target).unwrap();
+    std::os::unix::fs::symlink(&target, &seg).unwrap();
+    assert!(open(dir.path(), &key).is_err());
+    // Nothing was written through the link.
+    assert_eq!(fs::read_to_string(&target).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn every_file_the_store_creates_or_replaces_is_made_durable_in_the_directory() {
+    use super::fs::tests::entries_synced_by;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let key = AuditKey::generate().unwrap();
+
+    // A new trail: its segment and its writer key.
+    let mut store = None;
+    let synced = entries_synced_by(|| store = Some(open(dir, &key).unwrap().0));
+    let mut store = store.unwrap();
+    assert!(synced.contains(&dir.join(segment_name(1))), "{synced:?}");
+    assert!(synced.contains(&dir.join(WRITER_KEY_FILE)), "{synced:?}");
+
+    // A rotation's new segment.
+    store.append(EVENT).unwrap();
+    let synced = entries_synced_by(|| store.rotate().unwrap());
+    assert_eq!(synced, [dir.join(segment_name(2))]);
+
+    // A key handover replacing the writer key.
+    store.append(EVENT).unwrap();
+    store.sync().unwrap();
+    store.config.epoch_records = 1;
+    let synced = entries_synced_by(|| {
+        store.append(EVENT).unwrap();
+    });
+    assert_eq!(synced, [dir.join(WRITER_KEY_FILE)]);
+    drop(store);
+
+    // A torn tail set aside.
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join(segment_name(2)))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"v\":2,\"seq\"").unwrap();
+    let mut torn = None;
+    let synced = entries_synced_by(|| torn = open(dir, &key).unwrap().1);
+    let aside = dir.join(torn.unwrap().set_aside_as);
+    assert!(synced.contains(&aside), "{synced:?}");
 }
