@@ -23,7 +23,12 @@ fn records_on_disk(dir: &Path) -> HashMap<u64, ([u8; 32], [u8; 32])> {
     let mut records = HashMap::new();
     for (_, path) in crate::list_segments(dir).unwrap() {
         let bytes = std::fs::read(path).unwrap();
-        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        // Whole lines only: the writer may be in the middle of the next
+        // batch (a shutdown's stop record, say) while this reads.
+        for line in bytes
+            .split_inclusive(|&b| b == b'\n')
+            .filter_map(|l| l.strip_suffix(b"\n"))
+        {
             let record = RawRecord::parse(line).unwrap();
             records.insert(record.seq, (line_hash(line), record.prev));
         }
