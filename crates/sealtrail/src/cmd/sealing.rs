@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use audit_logging::AuditLogger;
+use indicatif::ProgressBar;
 use serde::Serialize;
 use vram_residency::{
     HostBackend, ManagerConfig, SealKey, SealModelOptions, SealProgress, SealedCheckpoint,
@@ -41,16 +42,7 @@ pub fn seal_with_progress(
     options: &SealModelOptions,
 ) -> anyhow::Result<SealedModel> {
     let bar = byte_bar(0, "sealing");
-    let mut finished = 0u64;
-    let result = manager.seal_model(path, options, &mut |progress| match progress {
-        SealProgress::Planned { plan } => bar.set_length(plan.total_bytes()),
-        SealProgress::ShardUploaded { done, .. } => bar.set_position(finished.saturating_add(done)),
-        SealProgress::ShardSealed { shard } => {
-            finished = finished.saturating_add(shard.bytes);
-            bar.set_position(finished);
-        }
-        _ => {}
-    });
+    let result = manager.seal_model(path, options, &mut track(&bar));
     bar.finish_and_clear();
     result.with_context(|| format!("cannot seal {}", shown(path)))
 }
@@ -63,8 +55,17 @@ pub fn seal_checkpoint_with_progress(
     options: &SealModelOptions,
 ) -> anyhow::Result<SealedCheckpoint> {
     let bar = byte_bar(0, "sealing");
+    let result = manager.seal_sharded_model(index, options, &mut track(&bar));
+    bar.finish_and_clear();
+    result.with_context(|| format!("cannot seal {}", shown(index)))
+}
+
+/// Moves `bar` along with a seal: its length is everything planned so far
+/// (one file's plan, or each file's in turn for a checkpoint) and its
+/// position the bytes uploaded.
+fn track(bar: &ProgressBar) -> impl FnMut(SealProgress<'_>) + '_ {
     let mut finished = 0u64;
-    let result = manager.seal_sharded_model(index, options, &mut |progress| match progress {
+    move |progress| match progress {
         SealProgress::Planned { plan } => {
             bar.set_length(finished.saturating_add(plan.total_bytes()))
         }
@@ -74,9 +75,7 @@ pub fn seal_checkpoint_with_progress(
             bar.set_position(finished);
         }
         _ => {}
-    });
-    bar.finish_and_clear();
-    result.with_context(|| format!("cannot seal {}", shown(index)))
+    }
 }
 
 /// One shard's line in the output.
