@@ -225,6 +225,44 @@ fn segments_deleted_behind_a_copied_base_make_verify_exit_1() {
 }
 
 #[test]
+fn a_refused_archive_is_refused_before_anything_is_recorded() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = trail_with_anchor(dir.path());
+    let before = segments(dir.path());
+    let open = dir.path().join("open-archive");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::create_dir(dir.path().join("real-archive")).unwrap();
+    std::os::unix::fs::symlink("real-archive", dir.path().join("linked-archive")).unwrap();
+    for archive in ["open-archive", "linked-archive"] {
+        retention(
+            dir.path(),
+            &vkey,
+            &["--older-than", "0s", "--archive", archive],
+        )
+        .code(2);
+        assert_eq!(segments(dir.path()), before, "{archive}");
+        assert!(
+            !dir.path().join("sealtrail-audit/retired.json").exists(),
+            "{archive}"
+        );
+        let out = sealtrail(dir.path())
+            .args(["query", "--json", "--type", "audit.segments_retired"])
+            .assert()
+            .success();
+        assert_eq!(stdout(&out), "", "{archive}");
+    }
+    assert_eq!(fs::read_dir(&open).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(dir.path().join("real-archive"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
 fn retention_needs_an_anchor_and_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
     let out = sealtrail(dir.path())

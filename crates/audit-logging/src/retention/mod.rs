@@ -308,6 +308,14 @@ fn retire_with(
     logger.flush()?;
     let verified = verify(dir, key, options)?;
     let plan = plan(dir, anchor_size, policy)?;
+    // An archive that will be refused is refused before the retirement
+    // record and the base are written, not after: otherwise the trail
+    // records a retirement into a directory that never received it.
+    if let Some(archive) = policy.archive.as_deref()
+        && (plan.cut.is_some() || !plan.leftovers.is_empty())
+    {
+        archive::check(archive)?;
+    }
     let mut record_seq = None;
     if let Some(cut) = &plan.cut {
         let event = AuditEvent::SegmentsRetired {
