@@ -280,6 +280,13 @@ pub struct VerifyReport {
     /// fills it in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoints: Option<crate::logtree::CheckpointReport>,
+    /// For a trail that begins at a retention cut, where the retirement
+    /// record naming that cut said its segments went: `Some(None)` deleted,
+    /// `Some(Some(dir))` archived to `dir` (as recorded, sanitized). What
+    /// retention needs to finish an interrupted run the way it was
+    /// recorded; not part of the report's JSON.
+    #[serde(skip)]
+    pub(crate) cut_archived_to: Option<Option<String>>,
 }
 
 impl VerifyReport {
@@ -674,6 +681,7 @@ impl Chain {
                 by_type: BTreeMap::new(),
                 finding: None,
                 checkpoints: None,
+                cut_archived_to: None,
             },
         }
     }
@@ -721,6 +729,7 @@ impl Chain {
             last_retired_hash,
             last_retired_epoch,
             retired_root,
+            archived_to,
             ..
         }) = rec.event()
         else {
@@ -748,6 +757,7 @@ impl Chain {
         );
         if self.base_cut == Some(cut) {
             self.base_confirmed = true;
+            self.report.cut_archived_to = Some(archived_to.map(|dir| dir.as_str().to_owned()));
         }
         self.recorded_cut = Some(RecordedCut {
             first_kept_seq,

@@ -599,7 +599,9 @@ fn a_retention_interrupted_after_its_record_leaves_a_trail_that_verifies() {
 }
 
 /// The same leftovers, but with `retired.json` already moved on: the
-/// segments before the cut are not read, and the next run removes them.
+/// segments before the cut are not read, and the next run removes them as
+/// the record of the run that left them says (here: into its archive). A
+/// run told to delete them instead is refused and changes nothing.
 #[test]
 fn segments_left_before_the_cut_are_ignored_and_removed_by_the_next_run() {
     let (dir, signer) = trail(40);
@@ -616,12 +618,22 @@ fn segments_left_before_the_cut_are_ignored_and_removed_by_the_next_run() {
     assert_intact(dir.path(), &key());
 
     let young = RetentionPolicy::new(TimeDelta::days(30));
+    let err = retire(dir.path(), &signer, anchor(dir.path(), &signer), &young).unwrap_err();
+    assert!(
+        matches!(err, RetentionError::RecordedOtherwise { .. }),
+        "{err}"
+    );
+    assert!(dir.path().join(&left).exists());
+    assert_eq!(retirements(dir.path()).len(), 1);
+
+    let young = young.archive_to(archive.path().join("a"));
     let report = retire(dir.path(), &signer, anchor(dir.path(), &signer), &young).unwrap();
     assert_eq!(
         report.finished_from_earlier_run,
         std::slice::from_ref(&left)
     );
     assert!(!dir.path().join(&left).exists());
+    assert!(archive.path().join("a").join(&left).exists());
     assert_intact(dir.path(), &key());
 }
 

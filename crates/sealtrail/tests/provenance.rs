@@ -307,6 +307,31 @@ fn a_sharded_checkpoint_seals_from_its_directory_or_its_index() {
 }
 
 #[test]
+fn the_shard_table_of_a_checkpoint_names_each_shards_file() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    let ckpt = checkpoint(dir.path(), "model-00002-of-00002.safetensors");
+    let out = sealtrail(dir.path())
+        .arg("seal")
+        .arg(&ckpt)
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    // Both files' shards are numbered from 0: each row must say whose it is.
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("verified")).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows[0].ends_with("model-00001-of-00002.safetensors"),
+        "{text}"
+    );
+    assert!(
+        rows[1].ends_with("model-00002-of-00002.safetensors"),
+        "{text}"
+    );
+    assert!(text.contains("RESULT    FILE"), "{text}");
+}
+
+#[test]
 fn a_checkpoint_index_reaching_outside_its_directory_is_refused_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
     sealtrail(dir.path()).arg("keygen").assert().success();

@@ -225,6 +225,110 @@ fn segments_deleted_behind_a_copied_base_make_verify_exit_1() {
 }
 
 #[test]
+fn a_refused_archive_is_refused_before_anything_is_recorded() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = trail_with_anchor(dir.path());
+    let before = segments(dir.path());
+    let open = dir.path().join("open-archive");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::create_dir(dir.path().join("real-archive")).unwrap();
+    std::os::unix::fs::symlink("real-archive", dir.path().join("linked-archive")).unwrap();
+    for archive in ["open-archive", "linked-archive"] {
+        retention(
+            dir.path(),
+            &vkey,
+            &["--older-than", "0s", "--archive", archive],
+        )
+        .code(2);
+        assert_eq!(segments(dir.path()), before, "{archive}");
+        assert!(
+            !dir.path().join("sealtrail-audit/retired.json").exists(),
+            "{archive}"
+        );
+        let out = sealtrail(dir.path())
+            .args(["query", "--json", "--type", "audit.segments_retired"])
+            .assert()
+            .success();
+        assert_eq!(stdout(&out), "", "{archive}");
+    }
+    assert_eq!(fs::read_dir(&open).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(dir.path().join("real-archive"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn segments_left_by_an_interrupted_archiving_run_go_where_its_record_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = trail_with_anchor(dir.path());
+    let before = segments(dir.path());
+    let archive = dir.path().join("archive");
+    fs::create_dir(&archive).unwrap();
+    fs::set_permissions(
+        &archive,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    // A file of the second segment's name in the archive stops the run
+    // after its record is written and the first segment is moved.
+    let blocker = archive.join(before[1].file_name().unwrap());
+    fs::write(&blocker, b"not a segment").unwrap();
+    let archive_arg = archive.display().to_string();
+    retention(
+        dir.path(),
+        &vkey,
+        &["--older-than", "0s", "--archive", &archive_arg],
+    )
+    .code(2);
+    assert!(!before[0].exists());
+    assert!(before[1].exists());
+
+    // The record says "archived": a run that would delete them is refused.
+    let out = retention(dir.path(), &vkey, &["--older-than", "0s"]).code(2);
+    let report = json(&out);
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("interrupted retention"), "{report}");
+    assert!(
+        error.contains(&format!("--archive {archive_arg}")),
+        "{report}"
+    );
+    for path in &before[1..] {
+        assert!(path.exists(), "{} was deleted", path.display());
+    }
+
+    fs::remove_file(&blocker).unwrap();
+    retention(
+        dir.path(),
+        &vkey,
+        &["--older-than", "0s", "--archive", &archive_arg],
+    )
+    .success();
+    for path in &before[..before.len() - 1] {
+        assert!(!path.exists(), "{} is still there", path.display());
+        assert!(
+            archive.join(path.file_name().unwrap()).exists(),
+            "{}",
+            path.display()
+        );
+    }
+    sealtrail(dir.path())
+        .args([
+            "verify",
+            "--anchor",
+            "anchor.note",
+            "--checkpoint-key",
+            &vkey,
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
 fn retention_needs_an_anchor_and_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
     let out = sealtrail(dir.path())

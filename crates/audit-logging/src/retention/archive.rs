@@ -10,6 +10,15 @@ use super::RetentionError;
 use crate::Digest;
 use crate::store::fs;
 
+/// Creates `archive` (`0700`) if it is missing, and refuses a symbolic
+/// link, a non-directory, or a directory others can write to.
+pub(super) fn check(archive: &Path) -> Result<(), RetentionError> {
+    fs::ensure_private_dir(archive).map_err(|source| RetentionError::Io {
+        path: archive.to_owned(),
+        source,
+    })
+}
+
 /// Deletes `segment`, or moves it into `archive` when one is given; both
 /// directories are fsynced afterwards. `sealed` is the SHA-256 recorded for
 /// it, which a copy across file systems must match before the original

@@ -220,6 +220,25 @@ pub enum RetentionError {
     /// The logger could not flush or shut down.
     #[error("cannot finish the audit trail: {0}")]
     Flush(#[from] FlushError),
+    /// Segments an interrupted earlier run recorded as retired are still
+    /// in the directory, and this run was told to dispose of them otherwise
+    /// than that run's record says: nothing is done, so that the record
+    /// stays true.
+    #[error(
+        "{segment} is left from an interrupted retention whose record says its segments were \
+         {recorded}, but this run would have {wanted}; run again {hint} to finish that \
+         retention as recorded"
+    )]
+    RecordedOtherwise {
+        /// The first segment left behind.
+        segment: String,
+        /// What the record says.
+        recorded: String,
+        /// What this run was told to do.
+        wanted: String,
+        /// The option that finishes it as recorded.
+        hint: String,
+    },
     /// A file could not be read, written, moved or removed.
     #[error("{path}: {source}")]
     Io {
@@ -308,6 +327,15 @@ fn retire_with(
     logger.flush()?;
     let verified = verify(dir, key, options)?;
     let plan = plan(dir, anchor_size, policy)?;
+    check_leftovers(&plan, &verified, policy)?;
+    // An archive that will be refused is refused before the retirement
+    // record and the base are written, not after: otherwise the trail
+    // records a retirement into a directory that never received it.
+    if let Some(archive) = policy.archive.as_deref()
+        && (plan.cut.is_some() || !plan.leftovers.is_empty())
+    {
+        archive::check(archive)?;
+    }
     let mut record_seq = None;
     if let Some(cut) = &plan.cut {
         let event = AuditEvent::SegmentsRetired {
@@ -342,6 +370,41 @@ fn retire_with(
         )?;
     }
     Ok(plan.report(policy, anchor_size, verified, record_seq, finished))
+}
+
+/// Segments left by an interrupted run are disposed of as that run's
+/// record says, deleted or archived to the directory it names: a run told
+/// otherwise is refused before it writes anything.
+fn check_leftovers(
+    plan: &Plan,
+    verified: &VerifyReport,
+    policy: &RetentionPolicy,
+) -> Result<(), RetentionError> {
+    let (Some(first), Some(recorded)) = (plan.leftovers.first(), &verified.cut_archived_to) else {
+        return Ok(());
+    };
+    let wanted = policy
+        .archive
+        .as_ref()
+        .map(|dir| Text::new(dir.display().to_string()).as_str().to_owned());
+    if wanted == *recorded {
+        return Ok(());
+    }
+    Err(RetentionError::RecordedOtherwise {
+        segment: file_name(first),
+        recorded: match recorded {
+            Some(dir) => format!("archived to {dir}"),
+            None => "deleted".to_owned(),
+        },
+        wanted: match &wanted {
+            Some(dir) => format!("moved it to {dir}"),
+            None => "deleted it".to_owned(),
+        },
+        hint: match recorded {
+            Some(dir) => format!("with --archive {dir}"),
+            None => "without --archive".to_owned(),
+        },
+    })
 }
 
 /// Verifies the trail and its anchor; anything but intact is an error.

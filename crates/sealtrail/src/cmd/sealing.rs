@@ -113,18 +113,43 @@ pub fn verify_all(manager: &VramManager<HostBackend>, shards: &[SealedShard]) ->
 }
 
 /// Prints the shard table. The digest column is what the seal recorded; a
-/// failed row says what device memory holds instead.
+/// failed row says what device memory holds instead. Shards of several
+/// files (a sharded checkpoint) are numbered per file, so the table then
+/// names each row's file too.
 pub fn print_rows(rows: &[ShardRow]) -> anyhow::Result<()> {
+    let file_of = |row: &ShardRow| {
+        let path = row
+            .shard_id
+            .rsplit_once('#')
+            .map_or(row.shard_id.as_str(), |(path, _)| path);
+        Path::new(path)
+            .file_name()
+            .map_or_else(|| shown(Path::new(path)), |name| shown(Path::new(name)))
+            .to_string()
+    };
+    let several_files = rows
+        .first()
+        .is_some_and(|first| rows.iter().any(|row| file_of(row) != file_of(first)));
     outln!(
-        "  {:>5}  {:>12}  {:<64}  RESULT",
+        "  {:>5}  {:>12}  {:<64}  {}",
         "SHARD",
         "BYTES",
-        "SEALED DIGEST (SHA-256 MERKLE, 16 KiB CHUNKS)"
+        "SEALED DIGEST (SHA-256 MERKLE, 16 KiB CHUNKS)",
+        if several_files {
+            "RESULT    FILE"
+        } else {
+            "RESULT"
+        }
     );
     for row in rows {
         let result = match &row.failure {
             None => "verified".to_owned(),
             Some(why) => format!("FAILED: {why}"),
+        };
+        let result = if several_files {
+            format!("{result:<8}  {}", file_of(row))
+        } else {
+            result
         };
         outln!(
             "  {:>5}  {:>12}  {:<64}  {result}",
