@@ -51,15 +51,37 @@ pub fn describe(err: &anyhow::Error) -> Text {
 /// terminal, so scripts and CI logs get no control sequences.
 pub fn byte_bar(total: u64, message: &'static str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    bar.set_style(byte_style());
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A spinner on stderr for work whose size is not known yet; turn it into
+/// a byte bar with [`show_bytes`] once it is.
+pub fn pending_bar(message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{msg:>10} {spinner} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
     bar.set_style(style);
     bar.set_message(message);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Makes `bar` a byte bar of `total` bytes headed `message`.
+pub fn show_bytes(bar: &ProgressBar, total: u64, message: &'static str) {
+    bar.set_style(byte_style());
+    bar.set_message(message);
+    bar.set_length(total);
+}
+
+fn byte_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
 }
 
 /// Longest summary cell in a table, in characters.

@@ -13,7 +13,7 @@ use vram_residency::{
     SealedModel, SealedShard, VramManager,
 };
 
-use crate::output::{byte_bar, describe, outln, shown};
+use crate::output::{describe, outln, pending_bar, show_bytes, shown};
 
 /// A manager on the host-memory simulation, the only backend so far, with
 /// the seal key in `key_file`, or a fresh one.
@@ -41,7 +41,7 @@ pub fn seal_with_progress(
     path: &Path,
     options: &SealModelOptions,
 ) -> anyhow::Result<SealedModel> {
-    let bar = byte_bar(0, "sealing");
+    let bar = pending_bar("checking");
     let result = manager.seal_model(path, options, &mut track(&bar));
     bar.finish_and_clear();
     result.with_context(|| format!("cannot seal {}", shown(path)))
@@ -54,20 +54,22 @@ pub fn seal_checkpoint_with_progress(
     index: &Path,
     options: &SealModelOptions,
 ) -> anyhow::Result<SealedCheckpoint> {
-    let bar = byte_bar(0, "sealing");
+    let bar = pending_bar("checking");
     let result = manager.seal_sharded_model(index, options, &mut track(&bar));
     bar.finish_and_clear();
     result.with_context(|| format!("cannot seal {}", shown(index)))
 }
 
-/// Moves `bar` along with a seal: its length is everything planned so far
-/// (one file's plan, or each file's in turn for a checkpoint) and its
-/// position the bytes uploaded.
+/// Moves `bar` along with a seal: a spinner while the model is read and
+/// checked before anything is planned (a digest, manifest or signature
+/// check reads every file first), then a byte bar whose length is
+/// everything planned so far (one file's plan, or each file's in turn for a
+/// checkpoint) and whose position is the bytes uploaded.
 fn track(bar: &ProgressBar) -> impl FnMut(SealProgress<'_>) + '_ {
     let mut finished = 0u64;
     move |progress| match progress {
         SealProgress::Planned { plan } => {
-            bar.set_length(finished.saturating_add(plan.total_bytes()))
+            show_bytes(bar, finished.saturating_add(plan.total_bytes()), "sealing")
         }
         SealProgress::ShardUploaded { done, .. } => bar.set_position(finished.saturating_add(done)),
         SealProgress::ShardSealed { shard } => {
