@@ -14,8 +14,9 @@
  * and the tests in src/digest.rs hold it to the NIST SHA-256 test vectors
  * and to the `sha2` crate on every run, with or without a GPU. Under a CUDA
  * compiler (NVRTC defines __CUDACC_RTC__) the functions become __device__
- * functions; the CUDA backend, which is not built yet, is meant to wrap
- * st_chunk_leaf in its kernel. SHA-256 is FIPS 180-4; the constants are
+ * functions and sealtrail_chunk_leaves, at the end, is the kernel that the
+ * CUDA backend (src/backend/cuda.rs) compiles with NVRTC at run time and
+ * launches over a resident shard. SHA-256 is FIPS 180-4; the constants are
  * the standard's.
  */
 
@@ -146,7 +147,22 @@ ST_FN void st_chunk_leaf(const uint8_t *shard, uint64_t len, uint64_t index,
     st_sha256_prefixed(&leaf_prefix, 1, shard + start, n, out);
 }
 
-#if !defined(__CUDACC_RTC__) && !defined(__CUDACC__)
+#if defined(__CUDACC_RTC__) || defined(__CUDACC__)
+
+/*
+ * The kernel: thread i writes the leaf hash of chunk i of the `len`-byte
+ * shard at `shard` to leaves[32 * i]. `chunks` is ceil(len / chunk size);
+ * threads past it do nothing, so any grid that covers it is correct.
+ */
+extern "C" __global__ void sealtrail_chunk_leaves(const uint8_t *shard, uint64_t len,
+                                                  uint64_t chunks, uint8_t *leaves) {
+    uint64_t i = (uint64_t)blockIdx.x * (uint64_t)blockDim.x + (uint64_t)threadIdx.x;
+    if (i < chunks) {
+        st_chunk_leaf(shard, len, i, leaves + 32u * i);
+    }
+}
+
+#else
 
 /* Host entry points, for the tests that hold this code to the standard. */
 

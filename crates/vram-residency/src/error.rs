@@ -68,6 +68,50 @@ pub enum BackendError {
         /// The limit.
         limit: u64,
     },
+    /// The CUDA driver library (`libcuda`) could not be loaded: no NVIDIA
+    /// driver is installed, or it is not on the library path.
+    #[error(
+        "no CUDA driver: libcuda could not be loaded (is the NVIDIA driver installed \
+         and on LD_LIBRARY_PATH?)"
+    )]
+    NoCudaDriver,
+    /// The CUDA run-time compiler (`libnvrtc`), which builds the digest
+    /// kernel, could not be loaded.
+    #[error(
+        "no NVRTC: libnvrtc could not be loaded, so the digest kernel cannot be built \
+         (install the CUDA NVRTC library and put it on LD_LIBRARY_PATH)"
+    )]
+    NoNvrtc,
+    /// The driver has no device with this index.
+    #[error("no CUDA device {index}: the driver reports {count} device(s)")]
+    NoSuchDevice {
+        /// The index asked for.
+        index: u32,
+        /// Devices the driver reports.
+        count: u32,
+    },
+    /// A CUDA driver call failed.
+    #[error("CUDA call {call} failed: {reason}")]
+    Cuda {
+        /// The operation.
+        call: &'static str,
+        /// What the driver said.
+        reason: String,
+    },
+    /// NVRTC refused to compile the digest kernel.
+    #[error("the digest kernel did not compile: {0}")]
+    KernelCompile(String),
+    /// Memory that would not be device memory of the expected device: an
+    /// integrated GPU (whose "device memory" is host memory), or an
+    /// allocation whose pointer attributes say host, managed, or another
+    /// device. The allocation, if one was made, has been freed.
+    #[error("not device memory on device {device}: {reason}")]
+    NotDeviceMemory {
+        /// The device index.
+        device: u32,
+        /// What was found.
+        reason: String,
+    },
 }
 
 /// A seal key could not be made.

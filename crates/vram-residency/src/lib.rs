@@ -142,7 +142,8 @@
 //!   Hugging Face cache (whose files are links to blobs) must be copied out
 //!   first; a single model file is read through a link.
 
-#![forbid(unsafe_code)]
+// Unsafe code is allowed only in `backend::cuda`, which calls the CUDA driver.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
     not(test),
@@ -165,6 +166,7 @@ pub mod provenance;
 pub mod seal;
 
 pub use audit_logging::Digest;
+pub use backend::cuda::CudaBackend;
 pub use backend::host::HostBackend;
 pub use backend::{AllocationId, BackendInfo, BackendKind, DeviceIdentity, VramBackend};
 #[cfg(feature = "fault-injection")]

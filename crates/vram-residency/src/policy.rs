@@ -25,3 +25,12 @@ pub const HANDLE_INTEGRITY: &str = "sealed-handle-integrity";
 /// Always enforced. Deallocating a shard twice, or through a clone kept past
 /// the first deallocation, is refused.
 pub const HANDLE_LIFETIME: &str = "sealed-handle-lifetime";
+
+/// Device memory must be dedicated memory of the device the backend names.
+///
+/// Always enforced by the CUDA backend: an integrated GPU (whose memory is
+/// host memory) is refused when the backend is made, and every allocation
+/// whose pointer attributes say anything but device memory of the expected
+/// device, not managed, is freed and refused. The manager records an
+/// allocation refused for this reason with this policy name.
+pub const DEVICE_MEMORY_TYPE: &str = "device-memory-type";

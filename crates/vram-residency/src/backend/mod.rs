@@ -15,7 +15,8 @@
 //!
 //! Only [`BackendKind`]s this crate defines exist, and each decides whether it
 //! is a simulation. A backend written elsewhere can therefore not claim real
-//! device residency: today the only kind is [`BackendKind::HostSimulation`].
+//! device residency: the kinds are [`BackendKind::HostSimulation`]
+//! ([`host::HostBackend`]) and [`BackendKind::Cuda`] ([`cuda::CudaBackend`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ use audit_logging::DeviceRef;
 
 use crate::error::BackendError;
 
+// The driver API is C; this is the crate's only unsafe code.
+#[allow(unsafe_code)]
+pub mod cuda;
 pub mod host;
 
 /// Largest [`VramBackend::read`], in bytes.
@@ -69,6 +73,9 @@ impl fmt::Display for AllocationId {
 pub enum BackendKind {
     /// "Device memory" kept in host memory; nothing is resident on a GPU.
     HostSimulation,
+    /// Memory of an NVIDIA GPU, through the CUDA driver
+    /// ([`cuda::CudaBackend`]).
+    Cuda,
 }
 
 impl BackendKind {
@@ -76,6 +83,7 @@ impl BackendKind {
     pub const fn name(self) -> &'static str {
         match self {
             BackendKind::HostSimulation => "host-simulation",
+            BackendKind::Cuda => "cuda",
         }
     }
 
@@ -83,6 +91,7 @@ impl BackendKind {
     pub const fn is_simulated(self) -> bool {
         match self {
             BackendKind::HostSimulation => true,
+            BackendKind::Cuda => false,
         }
     }
 }

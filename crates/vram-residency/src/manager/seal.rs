@@ -16,7 +16,7 @@ use super::table::Entry;
 use super::{ShardSpec, VramManager};
 use crate::backend::{AllocationId, VramBackend};
 use crate::digest::ChunkTree;
-use crate::error::SealError;
+use crate::error::{BackendError, SealError};
 use crate::policy;
 use crate::seal::{SealedShard, Signature};
 
@@ -118,6 +118,14 @@ impl<B: VramBackend> VramManager<B> {
                 };
                 self.audit
                     .allocation_failed(shard_id, bytes, available, &error.to_string());
+                if matches!(error, BackendError::NotDeviceMemory { .. }) {
+                    self.audit.policy_violation(
+                        policy::DEVICE_MEMORY_TYPE,
+                        &error.to_string(),
+                        Some(shard_id),
+                        "allocation freed; shard not sealed",
+                    );
+                }
                 Err(SealError::Allocation(error))
             }
         }

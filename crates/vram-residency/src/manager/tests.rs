@@ -18,6 +18,8 @@ struct Faulty {
     /// Flip a bit of every upload, as a broken copy engine would.
     corrupt_uploads: AtomicBool,
     refuse_allocations: AtomicBool,
+    /// Refuse allocations as the CUDA backend's residency check does.
+    refuse_as_not_device_memory: AtomicBool,
     refuse_frees: AtomicBool,
 }
 
@@ -30,6 +32,12 @@ impl VramBackend for Faulty {
             return Err(BackendError::AllocationRefused {
                 requested: bytes,
                 reason: "test".into(),
+            });
+        }
+        if self.refuse_as_not_device_memory.load(Ordering::Relaxed) {
+            return Err(BackendError::NotDeviceMemory {
+                device: 0,
+                reason: "the allocation is managed (unified) memory".into(),
             });
         }
         self.inner.allocate(bytes)
@@ -214,6 +222,42 @@ fn backend_allocation_failure_is_recorded_with_its_reason() {
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(m.used_bytes(), 0);
+}
+
+#[test]
+fn allocation_that_is_not_device_memory_is_a_policy_violation() {
+    let m = manager_with(Faulty::default());
+    m.backend()
+        .refuse_as_not_device_memory
+        .store(true, Ordering::Relaxed);
+    let err = m.seal_shard(&spec(0), b"abc").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SealError::Allocation(BackendError::NotDeviceMemory { .. })
+        ),
+        "{err}"
+    );
+    match take_events(&m).as_slice() {
+        [
+            AuditEvent::VramAllocationFailed { .. },
+            AuditEvent::PolicyViolation {
+                policy,
+                violation,
+                shard_id,
+                ..
+            },
+        ] => {
+            assert_eq!(policy.as_str(), crate::policy::DEVICE_MEMORY_TYPE);
+            assert!(violation.as_str().contains("managed"), "{violation}");
+            assert_eq!(shard_id.as_ref().map(|s| s.as_str()), Some("m#0"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        (m.used_bytes(), m.backend().inner.allocation_count()),
+        (0, 0)
+    );
 }
 
 #[test]
