@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use bytesize::ByteSize;
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Default audit directory, relative to the working directory.
 pub const DEFAULT_AUDIT_DIR: &str = "sealtrail-audit";
@@ -148,12 +148,35 @@ pub struct KeygenArgs {
     pub seal_key_out: Option<PathBuf>,
 }
 
+/// Where sealed shards live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// A simulation in host memory: nothing is on a GPU (the output says SIMULATED).
+    Host,
+    /// An NVIDIA GPU through the CUDA driver, loaded at run time.
+    Cuda,
+}
+
+/// Which backend and device hold the shards.
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
+    /// Where the shards live: `host` (a simulation in host memory) or `cuda` (an NVIDIA GPU;
+    /// needs the NVIDIA driver and NVRTC).
+    #[arg(long, value_enum, default_value = "host", env = "SEALTRAIL_BACKEND")]
+    pub backend: BackendChoice,
+    /// CUDA device index, for --backend cuda.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub device: u32,
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Keep the demo's model, key and audit trail in this directory (created if missing;
     /// must be empty). Without it a temporary directory is used and removed.
     #[arg(long)]
     pub keep: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -166,6 +189,8 @@ pub struct SealArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub trail: TrailArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Largest shard, e.g. 64MiB or 1GB; a single larger tensor gets a shard of its own.
     #[arg(long, default_value = "64MiB", value_parser = parse_shard_size)]
     pub max_shard_bytes: ByteSize,

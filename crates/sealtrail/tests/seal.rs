@@ -10,8 +10,21 @@ fn sealtrail(cwd: &Path) -> Command {
         .env_remove("SEALTRAIL_AUDIT_DIR")
         .env_remove("SEALTRAIL_KEY")
         .env_remove("SEALTRAIL_CHECKPOINT_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_VKEY");
+        .env_remove("SEALTRAIL_CHECKPOINT_VKEY")
+        .env_remove("SEALTRAIL_BACKEND");
     cmd
+}
+
+/// Whether the dynamic loader can open the CUDA driver library.
+fn cuda_driver_loadable() -> bool {
+    ["libcuda.so.1", "libcuda.so"].iter().any(|name| {
+        let name = std::ffi::CString::new(*name).unwrap();
+        // SAFETY: dlopen with a valid C string; the handle is closed at once.
+        unsafe {
+            let handle = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+            !handle.is_null() && libc::dlclose(handle) == 0
+        }
+    })
 }
 
 /// The real all-MiniLM-L6-v2 model: `$SEALTRAIL_TEST_MODEL`, or the copy in
@@ -178,6 +191,50 @@ fn demo_catches_the_injected_corruption_and_its_trail_verifies() {
         .arg(&keep)
         .assert()
         .code(2);
+}
+
+#[test]
+fn demo_names_its_backend_and_the_host_one_is_simulated() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sealtrail(dir.path())
+        .args(["demo", "--json", "--backend", "host"])
+        .assert()
+        .success();
+    let v = json(&out);
+    assert_eq!(v["backend"], "host-simulation");
+    assert_eq!(v["simulated"], true);
+    assert!(v["device"].as_str().unwrap().contains("SIMULATED"), "{v}");
+}
+
+#[test]
+fn the_cuda_backend_without_a_driver_is_a_clear_error_before_the_trail_is_touched() {
+    if cuda_driver_loadable() {
+        eprintln!("skipping: a CUDA driver is present");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.safetensors");
+    std::fs::write(&model, b"not read").unwrap();
+    for args in [
+        vec!["demo", "--backend", "cuda"],
+        vec![
+            "seal",
+            "--backend",
+            "cuda",
+            "--device",
+            "1",
+            "model.safetensors",
+        ],
+    ] {
+        let out = sealtrail(dir.path()).args(&args).assert().code(2);
+        let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(err.contains("no CUDA driver"), "{args:?}: {err}");
+        assert!(err.contains("--backend cuda"), "{args:?}: {err}");
+    }
+    assert!(
+        !dir.path().join("sealtrail-audit").exists(),
+        "seal opened the trail before finding it had no device"
+    );
 }
 
 #[test]

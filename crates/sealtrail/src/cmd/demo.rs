@@ -2,12 +2,12 @@
 //! directory, with nothing to set up.
 //!
 //! It writes a small safetensors model and a fresh audit key, seals the
-//! model into the host-memory simulation, verifies every shard, flips one
-//! bit of one resident shard and shows verification catching it, frees
+//! model into the chosen backend (`--backend`: the host-memory simulation
+//! by default, or a CUDA device), verifies every shard, flips one bit of
+//! one resident shard and shows verification catching it, frees
 //! everything, and finally verifies the audit trail it wrote, with the
-//! checkpoints it signed under a fresh checkpoint key. It succeeds
-//! only if all of that behaves as it should, the caught corruption
-//! included.
+//! checkpoints it signed under a fresh checkpoint key. It succeeds only if
+//! all of that behaves as it should, the caught corruption included.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,9 @@ use vram_residency::SealModelOptions;
 
 use crate::Outcome;
 use crate::cli::DemoArgs;
-use crate::cmd::sealing::{host_manager, print_rows, release_all, seal_with_progress, verify_all};
+use crate::cmd::sealing::{
+    open_backend, open_manager, print_rows, release_all, seal_with_progress, verify_all,
+};
 use crate::cmd::verify::{print_report, verify_trail_with};
 use crate::output::{outln, shown};
 
@@ -57,6 +59,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
         Ok(())
     };
 
+    let backend = open_backend(&args.device)?;
     let model_path = dir.join("sample-model.safetensors");
     write_sample_model(&model_path)?;
     let key = AuditKey::generate()?;
@@ -69,7 +72,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
         LoggerConfig::new(&audit_dir).checkpoint_signer(signer),
         key.clone(),
     )?);
-    let manager = host_manager(Arc::clone(&logger), "demo-worker", None)?;
+    let manager = open_manager(
+        backend,
+        Arc::clone(&logger),
+        "demo-worker",
+        None,
+        &args.device,
+    )?;
+    let info = manager.backend_info().clone();
     say(format!("1. wrote a sample model: {}", shown(&model_path)))?;
     say(format!("   backend: {}", manager.backend_info()))?;
 
@@ -130,6 +140,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
     if args.json {
         let out = json!({
             "dir": args.keep.as_ref().map(|_| &dir),
+            "backend": info.device.kind.name(),
+            "simulated": info.device.is_simulated(),
+            "device": info.device.to_string(),
             "file_sha256": model.file_sha256.to_hex(),
             "shards": model.shards.len(),
             "corrupted_shard": target.shard_index,

@@ -17,8 +17,8 @@ use vram_residency::{Provenance, SealModelOptions};
 use crate::Outcome;
 use crate::cli::SealArgs;
 use crate::cmd::sealing::{
-    host_manager, print_rows, release_all, seal_checkpoint_with_progress, seal_with_progress,
-    verify_all,
+    open_backend, open_manager, print_rows, release_all, seal_checkpoint_with_progress,
+    seal_with_progress, verify_all,
 };
 use crate::cmd::verify::load_key;
 use crate::output::{outln, shown};
@@ -29,6 +29,7 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot open the model {}", shown(&args.model)))?;
     let target = Target::of(model_path, &args.model)?;
     let provenance = read_provenance(args)?;
+    let backend = open_backend(&args.device)?;
     let dir = &args.trail.audit_dir;
     let mut config = LoggerConfig::new(dir);
     let checkpoint_key = args.checkpoint_key_path();
@@ -49,10 +50,12 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
     };
     let logger =
         Arc::new(opened.with_context(|| format!("cannot open the audit trail in {}", shown(dir)))?);
-    let manager = host_manager(
+    let manager = open_manager(
+        backend,
         Arc::clone(&logger),
         &args.worker_id,
         args.seal_key_file.as_deref(),
+        &args.device,
     )?;
     let seal_key_id = manager.key_id();
     let info = manager.backend_info().clone();

@@ -1,34 +1,88 @@
-//! What `seal` and `demo` share: a manager on the host backend, sealing a
+//! What `seal` and `demo` share: a manager on the chosen backend, sealing a
 //! file with a progress bar, and verifying every shard.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use audit_logging::AuditLogger;
+use audit_logging::{AuditEvent, AuditLogger, Severity};
 use indicatif::ProgressBar;
 use serde::Serialize;
 use vram_residency::{
-    HostBackend, ManagerConfig, SealKey, SealModelOptions, SealProgress, SealedCheckpoint,
-    SealedModel, SealedShard, VramManager,
+    BackendError, CudaBackend, HostBackend, ManagerConfig, SealKey, SealModelOptions, SealProgress,
+    SealedCheckpoint, SealedModel, SealedShard, VramBackend, VramManager, policy,
 };
 
+use crate::cli::{BackendChoice, DeviceArgs};
 use crate::output::{describe, outln, pending_bar, show_bytes, shown};
 
-/// A manager on the host-memory simulation, the only backend so far, with
-/// the seal key in `key_file`, or a fresh one.
-pub fn host_manager(
+/// A manager on whichever backend the command line chose.
+pub type Manager = VramManager<Box<dyn VramBackend>>;
+
+/// A backend opened for a manager, or a device refused by policy, which the
+/// manager's trail must record before the command fails.
+pub enum Opened {
+    /// The backend to seal into.
+    Ready(Box<dyn VramBackend>),
+    /// A CUDA device whose memory would not be device memory (an integrated
+    /// GPU).
+    Refused(BackendError),
+}
+
+/// Opens the backend `device` names. Called before the audit trail is
+/// opened, so that a missing driver or device fails the command without
+/// touching the trail; only a policy refusal is kept for the trail.
+pub fn open_backend(device: &DeviceArgs) -> anyhow::Result<Opened> {
+    match device.backend {
+        BackendChoice::Host => Ok(Opened::Ready(Box::new(HostBackend::new()))),
+        BackendChoice::Cuda => match CudaBackend::new(device.device) {
+            Ok(backend) => Ok(Opened::Ready(Box::new(backend))),
+            Err(error @ BackendError::NotDeviceMemory { .. }) => Ok(Opened::Refused(error)),
+            Err(error) => Err(cuda_error(error, device.device)),
+        },
+    }
+}
+
+fn cuda_error(error: BackendError, device: u32) -> anyhow::Error {
+    anyhow::Error::new(error).context(format!("cannot use CUDA device {device} (--backend cuda)"))
+}
+
+/// A manager on `opened`, with the seal key in `key_file`, or a fresh one.
+///
+/// A refused device is recorded in the trail as a
+/// [`policy::DEVICE_MEMORY_TYPE`] violation, then returned as the error.
+pub fn open_manager(
+    opened: Opened,
     audit: Arc<AuditLogger>,
     worker_id: &str,
     key_file: Option<&Path>,
-) -> anyhow::Result<VramManager<HostBackend>> {
+    device: &DeviceArgs,
+) -> anyhow::Result<Manager> {
+    let backend = match opened {
+        Opened::Ready(backend) => backend,
+        Opened::Refused(error) => {
+            let event = AuditEvent::PolicyViolation {
+                timestamp: chrono::Utc::now(),
+                worker_id: worker_id.into(),
+                policy: policy::DEVICE_MEMORY_TYPE.into(),
+                violation: error.to_string().as_str().into(),
+                shard_id: None,
+                action_taken: "device refused; nothing sealed".into(),
+                severity: Severity::High,
+            };
+            if let Err(failure) = audit.emit_sync(event) {
+                tracing::warn!(%failure, "could not record the refused device");
+            }
+            return Err(cuda_error(error, device.device));
+        }
+    };
     let key = match key_file {
         Some(path) => SealKey::load(path)
             .with_context(|| format!("cannot load the seal key {}", shown(path)))?,
         None => SealKey::generate().context("cannot create a seal key")?,
     };
     Ok(VramManager::new(
-        HostBackend::new(),
+        backend,
         key,
         audit,
         ManagerConfig::new(worker_id),
@@ -37,7 +91,7 @@ pub fn host_manager(
 
 /// Seals `path`, drawing one progress bar over the whole file.
 pub fn seal_with_progress(
-    manager: &VramManager<HostBackend>,
+    manager: &Manager,
     path: &Path,
     options: &SealModelOptions,
 ) -> anyhow::Result<SealedModel> {
@@ -50,7 +104,7 @@ pub fn seal_with_progress(
 /// Seals the sharded checkpoint whose index is at `index`, drawing one
 /// progress bar that grows with each file's plan.
 pub fn seal_checkpoint_with_progress(
-    manager: &VramManager<HostBackend>,
+    manager: &Manager,
     index: &Path,
     options: &SealModelOptions,
 ) -> anyhow::Result<SealedCheckpoint> {
@@ -94,7 +148,7 @@ pub struct ShardRow {
 }
 
 /// Verifies each shard against device memory.
-pub fn verify_all(manager: &VramManager<HostBackend>, shards: &[SealedShard]) -> Vec<ShardRow> {
+pub fn verify_all(manager: &Manager, shards: &[SealedShard]) -> Vec<ShardRow> {
     shards
         .iter()
         .map(|shard| {
@@ -164,10 +218,7 @@ pub fn print_rows(rows: &[ShardRow]) -> anyhow::Result<()> {
 }
 
 /// Frees every shard, reporting the first failure.
-pub fn release_all(
-    manager: &VramManager<HostBackend>,
-    shards: Vec<SealedShard>,
-) -> anyhow::Result<()> {
+pub fn release_all(manager: &Manager, shards: Vec<SealedShard>) -> anyhow::Result<()> {
     for shard in shards {
         let id = shard.shard_id.clone();
         manager
