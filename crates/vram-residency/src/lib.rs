@@ -5,9 +5,11 @@
 //!
 //! Start with a [`VramManager`]. It is made from four things:
 //!
-//! - a [`VramBackend`], the memory the shards live in. [`HostBackend`] is the
-//!   only one today: a **simulation** that keeps "device memory" in host
-//!   memory (see the trust model below);
+//! - a [`VramBackend`], the memory the shards live in: [`CudaBackend`], the
+//!   memory of an NVIDIA GPU through the CUDA driver (loaded at run time,
+//!   so the crate builds and runs where there is none; see
+//!   [`backend::cuda`]), or [`HostBackend`], a **simulation** that keeps
+//!   "device memory" in host memory (see the trust model below);
 //! - a [`SealKey`], the secret that signs seals, normally fresh per process
 //!   ([`SealKey::generate`]);
 //! - an [`AuditLogger`](audit_logging::AuditLogger) from the `audit-logging`
@@ -93,6 +95,16 @@
 //! [`policy::DEVICE_RESIDENCY`] violation. Only [`BackendKind`]s defined in
 //! this crate exist, so a backend written elsewhere cannot claim otherwise.
 //!
+//! With [`CudaBackend`] the digest is computed by a kernel on the GPU over
+//! the resident bytes, and only 32-byte leaf hashes come back to the host.
+//! It refuses memory that would not be the device's own: an integrated GPU
+//! when the backend is made, and any allocation whose pointer attributes
+//! say host, managed or another device (recorded as a
+//! [`policy::DEVICE_MEMORY_TYPE`] violation). Freed shards are zeroed on the
+//! device first. It trusts the driver: a compromised driver or kernel, or
+//! another process with access to the device, is outside what a seal can
+//! rule out.
+//!
 //! The key stays inside the manager: it is zeroized on drop, redacted from
 //! `Debug`, and only its [`KeyId`] is ever shown. It is random per manager
 //! unless it is loaded from a key file ([`SealKey::load`], owner-only, never
@@ -113,15 +125,19 @@
 //!
 //! # Limitations
 //!
-//! - **No GPU backend yet.** Only [`HostBackend`] exists, so nothing this
-//!   crate seals today is in device memory. A CUDA backend is planned; the
-//!   trait already takes offsets for chunked uploads and leaves digesting to
-//!   the backend.
-//! - **Digests on the CPU only.** The seal digest is a Merkle root over
-//!   16 KiB chunks ([`digest`]), which [`HostBackend`] computes on all
-//!   cores. The same leaf hash is written for a GPU
-//!   (`kernels/chunk_sha256.c`) and tested on the CPU, but nothing runs it
-//!   on a device until the CUDA backend exists.
+//! - **The CUDA backend has not been run on a GPU.** It is built and
+//!   tested here only on the no-driver path (a clear
+//!   [`BackendError::NoCudaDriver`], no panic); its GPU tests
+//!   (`tests/cuda.rs`) and benchmark skip without a device. Until the output
+//!   of `scripts/gpu-check.sh` on a GPU is recorded in BENCHMARKS.md,
+//!   nothing says that its kernel compiles under NVRTC, that its roots match
+//!   the host's on a device, or how fast it is. It needs `libnvrtc` at run
+//!   time as well as the driver, serializes its operations behind one lock,
+//!   and hashes each 16 KiB chunk in one GPU thread, which may leave the
+//!   digest bound by SHA-256 arithmetic rather than memory bandwidth.
+//! - **The leaf hashes are folded on the host.** The device returns one
+//!   32-byte hash per chunk (0.2% of the bytes) and the host builds the
+//!   tree over them; the tree's interior nodes are under 1% of the hashing.
 //! - **Seals are per process.** A handle names a slot in one manager's
 //!   table, so it cannot be checked by another process even with the same
 //!   key.
