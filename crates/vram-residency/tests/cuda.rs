@@ -120,6 +120,34 @@ fn the_device_is_real_memory_named_by_uuid() {
 }
 
 #[test]
+fn our_allocations_pass_the_residency_check_and_are_freed() {
+    let Some(backend) = backend("our_allocations_pass_the_residency_check_and_are_freed") else {
+        return;
+    };
+    let ids: Vec<_> = [1u64, 4096, 64 << 20]
+        .into_iter()
+        .map(|bytes| backend.allocate(bytes).unwrap())
+        .collect();
+    for id in &ids {
+        backend.confirm_residency(*id).unwrap();
+    }
+    assert_eq!(backend.used_bytes(), 1 + 4096 + (64 << 20));
+    for id in ids {
+        backend.free(id).unwrap();
+        assert!(matches!(
+            backend.confirm_residency(id),
+            Err(BackendError::UnknownAllocation(_))
+        ));
+        assert!(matches!(
+            backend.digest(id),
+            Err(BackendError::UnknownAllocation(_))
+        ));
+    }
+    assert_eq!((backend.allocation_count(), backend.used_bytes()), (0, 0));
+    assert!(matches!(backend.allocate(0), Err(BackendError::ZeroSized)));
+}
+
+#[test]
 fn device_roots_equal_the_host_roots_around_chunk_boundaries() {
     let Some(backend) = backend("device_roots_equal_the_host_roots_around_chunk_boundaries") else {
         return;

@@ -120,6 +120,16 @@ struct StagingSlot {
 // type !Send by default.
 unsafe impl Send for StagingSlot {}
 
+impl Drop for StagingSlot {
+    fn drop(&mut self) {
+        // The copy out of the buffer must finish before it is freed.
+        let _ = self.copied.synchronize();
+        // SAFETY: allocated by `staging_ring` with cuMemHostAlloc and freed
+        // only here; no queued copy reads it any more.
+        let _ = unsafe { result::free_host(self.host.cast()) };
+    }
+}
+
 fn cuda(call: &'static str) -> impl FnOnce(DriverError) -> BackendError {
     move |error| BackendError::Cuda {
         call,
@@ -175,8 +185,11 @@ impl CudaBackend {
         let uuid = format_uuid(&ctx.uuid().map_err(cuda("cuDeviceGetUuid"))?.bytes);
         let total = ctx.total_mem().map_err(cuda("cuDeviceTotalMem"))?;
         let (free, _) = ctx.mem_get_info().map_err(cuda("cuMemGetInfo"))?;
-        let clock_khz = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE)?;
-        let bus_bits = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH)?;
+        // Only the benchmark uses these, and newer drivers deprecate the
+        // clock attribute: a device without them is still a device.
+        let clock_khz = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE).ok();
+        let bus_bits =
+            attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH).ok();
         let (major, minor) = ctx
             .compute_capability()
             .map_err(cuda("cuDeviceGetAttribute"))?;
@@ -199,7 +212,9 @@ impl CudaBackend {
                 device,
                 capacity_bytes,
             },
-            bandwidth: peak_bandwidth(clock_khz, bus_bits),
+            bandwidth: clock_khz
+                .zip(bus_bits)
+                .and_then(|(c, b)| peak_bandwidth(c, b)),
             state: Mutex::new(State {
                 next_id: 0,
                 used: 0,
@@ -228,6 +243,18 @@ impl CudaBackend {
     /// Number of live allocations.
     pub fn allocation_count(&self) -> usize {
         self.lock().allocations.len()
+    }
+
+    /// Checks again, through its pointer attributes, that `alloc` is device
+    /// memory of this device and not managed, as [`allocate`] checked when it
+    /// was made.
+    ///
+    /// [`allocate`]: VramBackend::allocate
+    pub fn confirm_residency(&self, alloc: AllocationId) -> Result<(), BackendError> {
+        let state = self.lock();
+        let buffer = buffer(&state, alloc)?;
+        self.bind()?;
+        self.check_residency(buffer.ptr)
     }
 
     /// Writes `value` over the byte at `offset` with a device memset, not
@@ -334,11 +361,12 @@ fn staging_ring(ctx: &Arc<CudaContext>) -> Result<Vec<StagingSlot>, BackendError
         let copied = ctx
             .new_event(Some(CUevent_flags::CU_EVENT_DISABLE_TIMING))
             .map_err(cuda("cuEventCreate"))?;
-        // SAFETY: allocates page-locked host memory; freed in `Drop`.
+        // SAFETY: allocates page-locked host memory for the bound context;
+        // freed by `StagingSlot`'s `Drop`.
         let host = unsafe { result::malloc_host(STAGING_BYTES, 0) }
             .map_err(cuda("cuMemHostAlloc"))?
             .cast::<u8>();
-        // Pushed at once, so `Drop` frees it even if a later slot fails.
+        // Pushed at once, so it is freed even if a later slot fails.
         ring.push(StagingSlot { host, copied });
     }
     Ok(ring)
@@ -488,7 +516,7 @@ impl VramBackend for CudaBackend {
                 .map_err(cuda("cuEventSynchronize"))?;
             // SAFETY: the buffer holds STAGING_BYTES >= piece.len() bytes, no
             // copy reads it any more (just waited), and it stays allocated
-            // until `Drop`, which synchronizes first. The queued copy reads
+            // until the slot's `Drop`, which waits for the copy first. The queued copy reads
             // `staged` after this returns, which is why it is pinned memory
             // owned by the backend and not the caller's slice.
             unsafe {
@@ -599,8 +627,8 @@ impl Drop for CudaBackend {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         let allocations: Vec<DeviceBuffer> = state.allocations.drain().map(|(_, b)| b).collect();
-        let ring = std::mem::take(&mut state.ring);
-        if self.ctx.bind_to_thread().is_err() {
+        if let Err(error) = self.bind() {
+            tracing::warn!(%error, "cannot free CUDA allocations: no context");
             return;
         }
         for buffer in allocations {
@@ -608,12 +636,7 @@ impl Drop for CudaBackend {
                 tracing::warn!(%error, "could not wipe and free a CUDA allocation");
             }
         }
-        let _ = self.stream.synchronize();
-        for slot in ring {
-            // SAFETY: allocated by `staging_ring`; the stream is idle, so no
-            // copy reads it.
-            let _ = unsafe { result::free_host(slot.host.cast()) };
-        }
+        // The staging ring frees itself (`StagingSlot`'s `Drop`) after this.
     }
 }
 
