@@ -6,13 +6,15 @@
 # caught, a stale handle refused, residency checks), the GPU benchmark
 # (on-device digest throughput against the device's memory bandwidth) and
 # `sealtrail demo --backend cuda`, and prints a summary. Every step runs
-# under `timeout`; together they are bounded to 7 minutes.
+# under `timeout`: together at most 7.5 minutes, 3.2 of them running.
 #
 #   scripts/gpu-check.sh             build with cargo, then run
 #   scripts/gpu-check.sh --build     only build the binaries into
 #                                    target/gpu-check/ (no GPU needed), for a
 #                                    GPU machine without cargo or network
 #   scripts/gpu-check.sh --prebuilt  run the binaries in target/gpu-check/
+#                                    (bring that directory along: it is
+#                                    under the ignored target/, about 7 MB)
 #
 # SEALTRAIL_CUDA_DEVICE picks the device (default 0); SEALTRAIL_GPU_BENCH_GIB
 # the benchmark's shard size (default 4). Exit 0 when every step passed.
@@ -31,12 +33,22 @@ executable_of() {
 
 build() {
     say "build (release)"
+    if ! command -v cargo >/dev/null; then
+        echo "cargo is not installed: build elsewhere with $0 --build, bring" >&2
+        echo "target/gpu-check/ here, and run $0 --prebuilt" >&2
+        return 1
+    fi
+    # A machine without network can still build from cargo's local cache.
+    if ! timeout 20 cargo fetch --locked >/dev/null 2>&1; then
+        echo "cannot reach the registry; building offline from the local cache"
+        export CARGO_NET_OFFLINE=true
+    fi
     mkdir -p "$bin"
     timeout 150 cargo build --release --locked -p sealtrail
     local tests bench
-    tests=$(timeout 60 cargo test --release --locked -p vram-residency --test cuda \
+    tests=$(timeout 45 cargo test --release --locked -p vram-residency --test cuda \
         --no-run --message-format=json | executable_of)
-    bench=$(timeout 60 cargo bench --locked -p vram-residency --bench gpu_digest \
+    bench=$(timeout 45 cargo bench --locked -p vram-residency --bench gpu_digest \
         --no-run --message-format=json | executable_of)
     if [[ -z $tests || -z $bench ]]; then
         echo "could not find the built test or benchmark binary" >&2
@@ -87,7 +99,7 @@ run() {
     find_libraries
     say "device"
     if command -v nvidia-smi >/dev/null; then
-        timeout 20 nvidia-smi --query-gpu=index,name,uuid,driver_version,memory.total,clocks.max.memory \
+        timeout 10 nvidia-smi --query-gpu=index,name,uuid,driver_version,memory.total,clocks.max.memory \
             --format=csv || true
     else
         echo "nvidia-smi: not installed"
