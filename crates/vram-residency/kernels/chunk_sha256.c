@@ -147,19 +147,26 @@ ST_FN void st_chunk_leaf(const uint8_t *shard, uint64_t len, uint64_t index,
     st_sha256_prefixed(&leaf_prefix, 1, shard + start, n, out);
 }
 
-#if defined(__CUDACC_RTC__) || defined(__CUDACC__)
-
 /*
- * The kernel: thread i writes the leaf hash of chunk i of the `len`-byte
- * shard at `shard` to leaves[32 * i]. `chunks` is ceil(len / chunk size);
- * threads past it do nothing, so any grid that covers it is correct.
+ * One thread of the kernel: thread `i` of the grid writes the leaf hash of
+ * chunk i of the `len`-byte shard to leaves[32 * i]; `chunks` is
+ * ceil(len / chunk size), and threads past it do nothing, so any grid that
+ * covers it is correct. The CUDA kernel and its host twin both run this.
  */
-extern "C" __global__ void sealtrail_chunk_leaves(const uint8_t *shard, uint64_t len,
-                                                  uint64_t chunks, uint8_t *leaves) {
-    uint64_t i = (uint64_t)blockIdx.x * (uint64_t)blockDim.x + (uint64_t)threadIdx.x;
+ST_FN void st_chunk_leaves_thread(const uint8_t *shard, uint64_t len, uint64_t chunks,
+                                  uint8_t *leaves, uint64_t i) {
     if (i < chunks) {
         st_chunk_leaf(shard, len, i, leaves + 32u * i);
     }
+}
+
+#if defined(__CUDACC_RTC__) || defined(__CUDACC__)
+
+/* The kernel the CUDA backend launches, one thread per chunk. */
+extern "C" __global__ void sealtrail_chunk_leaves(const uint8_t *shard, uint64_t len,
+                                                  uint64_t chunks, uint8_t *leaves) {
+    st_chunk_leaves_thread(shard, len, chunks, leaves,
+                           (uint64_t)blockIdx.x * (uint64_t)blockDim.x + (uint64_t)threadIdx.x);
 }
 
 #else
@@ -172,11 +179,17 @@ void sealtrail_sha256(const uint8_t *data, uint64_t len, uint8_t out[32]) {
     st_sha256_prefixed(data, 0, data, len, out);
 }
 
-/* The host twin of the kernel: every chunk's leaf hash, one after another. */
+/*
+ * The host twin of the kernel: every thread of the grid the CUDA backend
+ * launches (blocks of 128 threads, the last one partly past the end), one
+ * after another.
+ */
 void sealtrail_chunk_leaves_host(const uint8_t *shard, uint64_t len, uint8_t *leaves) {
+    const uint64_t threads_per_block = 128u;
     uint64_t chunks = (len + SEALTRAIL_CHUNK_BYTES - 1) / SEALTRAIL_CHUNK_BYTES;
-    for (uint64_t i = 0; i < chunks; i++) {
-        st_chunk_leaf(shard, len, i, leaves + 32 * i);
+    uint64_t blocks = (chunks + threads_per_block - 1) / threads_per_block;
+    for (uint64_t i = 0; i < blocks * threads_per_block; i++) {
+        st_chunk_leaves_thread(shard, len, chunks, leaves, i);
     }
 }
 

@@ -73,7 +73,8 @@ pub const STAGING_SLOTS: usize = 4;
 /// ([`UPLOAD_CHUNK_BYTES`](crate::UPLOAD_CHUNK_BYTES)).
 pub const STAGING_BYTES: usize = 8 << 20;
 
-/// Threads per block of the leaf kernel.
+/// Threads per block of the leaf kernel; `sealtrail_chunk_leaves_host` in
+/// the kernel file walks the same grid.
 const THREADS_PER_BLOCK: u32 = 128;
 
 /// The leaf kernel's source, compiled at run time.
