@@ -28,8 +28,10 @@
 //!   to the device, and returns; it waits only when it comes back round to
 //!   a buffer whose copy has not finished. The manager reads and hashes the
 //!   next piece of the file while the previous ones are copied. Nothing
-//!   synchronizes the device; the stream is synchronized before a digest, a
-//!   read or a free.
+//!   synchronizes the device: digests, reads and wipes are queued on the
+//!   same stream, after the copies, and the stream is synchronized only
+//!   when a result comes back (a digest's leaf hashes, a read) or before
+//!   memory is freed.
 //! - **Digests on the device.** [`digest`](VramBackend::digest) launches the
 //!   leaf kernel of `kernels/chunk_sha256.c` (compiled once per backend with
 //!   NVRTC, for the device's compute capability), one thread per 16 KiB
@@ -46,6 +48,13 @@
 //!
 //! This module is the crate's only `unsafe` code: the driver API is C.
 //! Every block says what it relies on.
+//!
+//! It has not yet run on a GPU (see the crate's Limitations):
+//! `scripts/gpu-check.sh` runs its tests and benchmark where there is one.
+//! `cudarc` resolves each driver function on its first call and panics if
+//! the driver lacks it; [`CudaBackend::new`] turns such a panic into an
+//! error, and every function used afterwards is one that drivers have had
+//! since CUDA 10.
 
 use std::collections::HashMap;
 use std::fmt;
