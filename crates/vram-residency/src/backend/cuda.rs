@@ -466,23 +466,12 @@ impl VramBackend for CudaBackend {
     }
 
     fn allocate(&self, bytes: u64) -> Result<AllocationId, BackendError> {
-        if bytes == 0 {
-            return Err(BackendError::ZeroSized);
-        }
         let mut state = self.lock();
-        let available = self.info.capacity_bytes.saturating_sub(state.used);
-        if bytes > available {
-            return Err(BackendError::OutOfMemory {
-                requested: bytes,
-                available,
-            });
-        }
+        let len = super::check_request(bytes, self.info.capacity_bytes, state.used)?;
         let refused = |reason: String| BackendError::AllocationRefused {
             requested: bytes,
             reason,
         };
-        let len =
-            usize::try_from(bytes).map_err(|_| refused("larger than the address space".into()))?;
         let id = state.next_id;
         let next_id = id
             .checked_add(1)
@@ -497,7 +486,7 @@ impl VramBackend for CudaBackend {
             return Err(refusal);
         }
         state.next_id = next_id;
-        // `bytes <= available == capacity - used`, so this cannot overflow.
+        // `check_request` saw `bytes <= capacity - used`: this cannot overflow.
         state.used = state.used.saturating_add(bytes);
         state.allocations.insert(id, DeviceBuffer { ptr, len });
         Ok(AllocationId::new(id))

@@ -124,23 +124,12 @@ impl VramBackend for HostBackend {
     }
 
     fn allocate(&self, bytes: u64) -> Result<AllocationId, BackendError> {
-        if bytes == 0 {
-            return Err(BackendError::ZeroSized);
-        }
         let mut state = self.write_state();
-        let available = self.info.capacity_bytes.saturating_sub(state.used);
-        if bytes > available {
-            return Err(BackendError::OutOfMemory {
-                requested: bytes,
-                available,
-            });
-        }
+        let len = super::check_request(bytes, self.info.capacity_bytes, state.used)?;
         let refused = |reason: String| BackendError::AllocationRefused {
             requested: bytes,
             reason,
         };
-        let len =
-            usize::try_from(bytes).map_err(|_| refused("larger than the address space".into()))?;
         let mut memory = Vec::new();
         memory
             .try_reserve_exact(len)
@@ -151,7 +140,7 @@ impl VramBackend for HostBackend {
         state.next_id = id
             .checked_add(1)
             .ok_or_else(|| refused("allocation ids exhausted".into()))?;
-        // `bytes <= available == capacity - used`, so this cannot overflow.
+        // `check_request` saw `bytes <= capacity - used`: this cannot overflow.
         state.used = state.used.saturating_add(bytes);
         state.memory.insert(id, memory);
         Ok(AllocationId::new(id))

@@ -37,6 +37,26 @@ pub mod host;
 /// pulling a model back to the host.
 pub const MAX_READ_BYTES: u64 = 4096;
 
+/// Checks a request for `bytes` against a backend's account of `capacity`
+/// with `used` taken: not empty, within what is left, and addressable.
+/// Returns the size as a `usize`; every backend's `allocate` starts here.
+pub(crate) fn check_request(bytes: u64, capacity: u64, used: u64) -> Result<usize, BackendError> {
+    if bytes == 0 {
+        return Err(BackendError::ZeroSized);
+    }
+    let available = capacity.saturating_sub(used);
+    if bytes > available {
+        return Err(BackendError::OutOfMemory {
+            requested: bytes,
+            available,
+        });
+    }
+    usize::try_from(bytes).map_err(|_| BackendError::AllocationRefused {
+        requested: bytes,
+        reason: "larger than the address space".into(),
+    })
+}
+
 /// An opaque name for one allocation, chosen by the backend that made it.
 ///
 /// It is a number, not an address: a device backend maps it to its device
