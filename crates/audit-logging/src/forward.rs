@@ -165,6 +165,16 @@ impl EpochKey {
             .into()
     }
 
+    /// HMAC-SHA256 of the concatenation of `parts`, without copying them
+    /// into one buffer.
+    pub(crate) fn mac_parts(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = self.hmac();
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
     /// Checks `tag` against the HMAC of `data` in constant time.
     pub(crate) fn verify_mac(&self, data: &[u8], tag: &[u8]) -> bool {
         self.hmac().chain_update(data).verify_slice(tag).is_ok()
