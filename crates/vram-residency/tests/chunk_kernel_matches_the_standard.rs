@@ -2,6 +2,8 @@
 //! by build.rs, is held here to the NIST SHA-256 test vectors, to the `sha2`
 //! crate, and to the host digest in `vram_residency::digest`, bit for bit.
 
+mod common;
+
 use proptest::prelude::*;
 use sha2::{Digest as _, Sha256};
 use vram_residency::digest::{CHUNK_BYTES, chunk_root};
@@ -51,19 +53,6 @@ fn root_of(leaves: &[[u8; 32]]) -> [u8; 32] {
     }
 }
 
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            // xorshift64: cheap, deterministic bytes with no structure.
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[test]
 fn the_c_chunk_size_is_the_rust_chunk_size() {
     // SAFETY: takes and touches nothing.
@@ -103,7 +92,7 @@ fn c_sha256_matches_the_nist_vectors() {
 
 #[test]
 fn c_sha256_matches_sha2_at_every_length_around_the_block_edges() {
-    let data = pattern(300, 7);
+    let data = common::pattern(300, 7);
     for len in 0..=data.len() {
         let expected: [u8; 32] = Sha256::digest(&data[..len]).into();
         assert_eq!(c_sha256(&data[..len]), expected, "length {len}");
@@ -112,7 +101,7 @@ fn c_sha256_matches_sha2_at_every_length_around_the_block_edges() {
 
 #[test]
 fn c_leaves_are_the_rfc_9162_leaf_hashes_of_each_chunk() {
-    let shard = pattern(3 * CHUNK_BYTES + 100, 11);
+    let shard = common::pattern(3 * CHUNK_BYTES + 100, 11);
     let leaves = c_leaves(&shard);
     assert_eq!(leaves.len(), 4);
     for (leaf, chunk) in leaves.iter().zip(shard.chunks(CHUNK_BYTES)) {
@@ -133,7 +122,7 @@ proptest! {
         extra in prop_oneof![Just(0usize), 1usize..CHUNK_BYTES],
         seed in any::<u64>(),
     ) {
-        let shard = pattern(chunks * CHUNK_BYTES + extra, seed);
+        let shard = common::pattern(chunks * CHUNK_BYTES + extra, seed);
         let root = root_of(&c_leaves(&shard));
         prop_assert_eq!(root, chunk_root(&shard).0);
     }

@@ -6,6 +6,8 @@
 //! is set, when it fails instead (`scripts/gpu-check.sh` sets it).
 //! `SEALTRAIL_CUDA_DEVICE` picks the device (default 0).
 
+mod common;
+
 use std::ffi::CString;
 use std::sync::Arc;
 
@@ -65,18 +67,6 @@ fn manager<B: VramBackend>(backend: B) -> VramManager<B> {
         Arc::new(AuditLogger::disabled()),
         ManagerConfig::new("cuda-test").with_device_residency_required(true),
     )
-}
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]
@@ -168,7 +158,7 @@ fn device_roots_equal_the_host_roots_around_chunk_boundaries() {
         5 * staging + 3,
     ];
     for (seed, len) in sizes.into_iter().enumerate() {
-        let data = pattern(len, seed as u64 + 1);
+        let data = common::pattern(len, seed as u64 + 1);
         let id = backend.allocate(len as u64).unwrap();
         backend.upload(id, 0, &data).unwrap();
         assert_eq!(
@@ -186,7 +176,7 @@ fn uploads_at_offsets_land_where_they_were_sent() {
     let Some(backend) = backend("uploads_at_offsets_land_where_they_were_sent") else {
         return;
     };
-    let data = pattern(3 * CHUNK_BYTES + 11, 7);
+    let data = common::pattern(3 * CHUNK_BYTES + 11, 7);
     let id = backend.allocate(data.len() as u64).unwrap();
     // Out of order and in uneven pieces.
     let cuts = [0, 5000, CHUNK_BYTES + 3, 2 * CHUNK_BYTES, data.len()];
@@ -215,7 +205,7 @@ fn a_byte_changed_by_a_device_memset_changes_the_root() {
     let Some(backend) = backend("a_byte_changed_by_a_device_memset_changes_the_root") else {
         return;
     };
-    let mut data = pattern(2 * CHUNK_BYTES + 100, 3);
+    let mut data = common::pattern(2 * CHUNK_BYTES + 100, 3);
     let id = backend.allocate(data.len() as u64).unwrap();
     backend.upload(id, 0, &data).unwrap();
     let before = backend.digest(id).unwrap();
@@ -237,7 +227,7 @@ fn seal_verify_corrupt_and_stale_handle_through_the_manager() {
     };
     let backend = Arc::new(backend);
     let m = manager(Arc::clone(&backend));
-    let data = pattern(4 * CHUNK_BYTES + 5, 11);
+    let data = common::pattern(4 * CHUNK_BYTES + 5, 11);
     let shard = m
         .seal_shard(&ShardSpec::new("gpu#0", "gpu", 0, 2), &data)
         .unwrap();

@@ -107,3 +107,17 @@ pub fn real_model() -> Option<PathBuf> {
     eprintln!("skipping: the real model is not at {}", path.display());
     None
 }
+
+/// `len` bytes with no structure, the same for the same `seed`
+/// (xorshift64), for tests that compare digests of arbitrary data.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
