@@ -108,12 +108,11 @@ impl fmt::Debug for Digest {
 }
 
 impl FromStr for Digest {
-    type Err = hex::FromHexError;
+    type Err = crate::hexval::InvalidHex;
 
+    /// Parses 64 hex characters.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(s, &mut bytes)?;
-        Ok(Digest(bytes))
+        crate::hexval::decode(s).map(Digest)
     }
 }
 

@@ -143,6 +143,7 @@ pub mod checkpoint;
 mod error;
 pub mod event;
 pub mod forward;
+pub mod hexval;
 pub mod key;
 pub mod logger;
 pub mod logtree;

@@ -381,7 +381,9 @@ pub enum ModelError {
         file_bytes: u64,
     },
     /// The header length prefix is above [`MAX_HEADER_BYTES`](crate::model::MAX_HEADER_BYTES).
-    #[error("safetensors header of {header_bytes} bytes exceeds the {limit}-byte limit")]
+    #[error(
+        "not a safetensors file: its first 8 bytes claim a {header_bytes}-byte header, above the {limit}-byte limit"
+    )]
     HeaderTooLarge {
         /// The length the prefix claims.
         header_bytes: u64,

@@ -56,13 +56,11 @@ impl fmt::Debug for KeyId {
 }
 
 impl FromStr for KeyId {
-    type Err = hex::FromHexError;
+    type Err = audit_logging::hexval::InvalidHex;
 
     /// Parses the 16 hex characters that `Display` writes.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut bytes = [0u8; 8];
-        hex::decode_to_slice(s, &mut bytes)?;
-        Ok(KeyId(bytes))
+        audit_logging::hexval::decode(s).map(KeyId)
     }
 }
 
