@@ -252,6 +252,7 @@ fn mac_input(body: &[u8]) -> Vec<u8> {
 ///
 /// With `handover_from`, the record opens `key`'s epoch and also carries an
 /// `xmac` made by the previous epoch's key, which must be given there.
+#[cfg(test)]
 pub(crate) fn encode(
     seq: u64,
     ts: DateTime<Utc>,
@@ -260,10 +261,30 @@ pub(crate) fn encode(
     prev: &[u8; 32],
     event_json: &str,
 ) -> Vec<u8> {
-    // Built by hand, piece by piece, without temporary strings: this runs
-    // once per record on the writer thread, the logger's bottleneck.
+    let mut line = Vec::new();
+    encode_into(&mut line, seq, ts, key, handover_from, prev, event_json);
+    line
+}
+
+/// Appends the record line (without newline) that [`encode`] builds to
+/// `out`, whose earlier bytes it leaves alone: the writer encodes straight
+/// into the buffer of lines it is about to write.
+pub(crate) fn encode_into(
+    out: &mut Vec<u8>,
+    seq: u64,
+    ts: DateTime<Utc>,
+    key: &EpochKey,
+    handover_from: Option<&EpochKey>,
+    prev: &[u8; 32],
+    event_json: &str,
+) {
+    // Built by hand, piece by piece, without temporary strings or a copy:
+    // this runs once per record on the writer thread, the logger's
+    // bottleneck.
     let mut numbers = itoa::Buffer::new();
-    let mut line = Vec::with_capacity(event_json.len().saturating_add(256));
+    let start = out.len();
+    out.reserve(event_json.len().saturating_add(256));
+    let line = out;
     line.extend_from_slice(b"{\"v\":");
     line.extend_from_slice(numbers.format(SCHEMA_VERSION).as_bytes());
     line.extend_from_slice(b",\"seq\":");
@@ -275,25 +296,30 @@ pub(crate) fn encode(
     line.extend_from_slice(b"\",\"ep\":");
     line.extend_from_slice(numbers.format(key.epoch()).as_bytes());
     line.extend_from_slice(b",\"prev\":\"");
-    push_hex(&mut line, prev);
+    push_hex(line, prev);
     line.extend_from_slice(b"\",\"event\":");
     line.extend_from_slice(event_json.as_bytes());
     if let Some(previous) = handover_from {
-        let mut input = Vec::with_capacity(XMAC_DOMAIN.len().saturating_add(line.len()));
+        let body = line.get(start..).unwrap_or_default();
+        let mut input = Vec::with_capacity(
+            XMAC_DOMAIN
+                .len()
+                .saturating_add(body.len())
+                .saturating_add(1),
+        );
         input.extend_from_slice(XMAC_DOMAIN);
-        input.extend_from_slice(&line);
+        input.extend_from_slice(body);
         input.push(b'}');
         line.extend_from_slice(b",\"xmac\":\"");
-        push_hex(&mut line, &previous.mac(&input));
+        push_hex(line, &previous.mac(&input));
         line.push(b'"');
     }
     line.push(b'}');
-    let mac = key.mac_parts(&[MAC_DOMAIN, &line]);
+    let mac = key.mac_parts(&[MAC_DOMAIN, line.get(start..).unwrap_or_default()]);
     line.pop();
     line.extend_from_slice(b",\"mac\":\"");
-    push_hex(&mut line, &mac);
+    push_hex(line, &mac);
     line.extend_from_slice(b"\"}");
-    line
 }
 
 /// Appends the lower-case hex of a 32-byte value.

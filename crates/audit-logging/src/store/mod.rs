@@ -134,6 +134,8 @@ pub(crate) struct Store {
     head: ChainHead,
     /// Encoded lines not yet handed to the OS, newline-terminated.
     pending: Vec<u8>,
+    /// How many lines `pending` holds.
+    pending_lines: u64,
     /// Whether bytes were handed to the OS since the last fsync.
     unsynced: bool,
     /// Records this store handed to the OS, in all segments.
@@ -274,6 +276,7 @@ impl Store {
             owed_manifest,
             head,
             pending: Vec::new(),
+            pending_lines: 0,
             unsynced: false,
             lines_written: 0,
             overrun: false,
@@ -353,8 +356,17 @@ impl Store {
         if self.handover_due() {
             return self.append_handover(seq, ts, event_json);
         }
-        let line = record::encode(seq, ts, &self.key, None, &self.head.last_hash, event_json);
-        self.push(seq, ts, line)?;
+        let start = self.pending.len();
+        record::encode_into(
+            &mut self.pending,
+            seq,
+            ts,
+            &self.key,
+            None,
+            &self.head.last_hash,
+            event_json,
+        );
+        self.push(seq, ts, start)?;
         self.records_in_epoch = self.records_in_epoch.saturating_add(1);
         // The very first record of a log opens epoch 0 for this run.
         self.new_run = false;
@@ -397,7 +409,9 @@ impl Store {
         let mut next = self.key.clone();
         next.evolve()
             .ok_or_else(|| io::Error::other("key epochs exhausted; start a new log directory"))?;
-        let line = record::encode(
+        let start = self.pending.len();
+        record::encode_into(
+            &mut self.pending,
             seq,
             ts,
             &next,
@@ -405,7 +419,7 @@ impl Store {
             &self.head.last_hash,
             event_json,
         );
-        self.push(seq, ts, line)?;
+        self.push(seq, ts, start)?;
         self.key = next;
         self.key_unsaved = true;
         self.records_in_epoch = 1;
@@ -418,23 +432,34 @@ impl Store {
         Ok(seq)
     }
 
-    /// Queues an encoded line, written at `ts`, as the new head.
-    fn push(&mut self, seq: u64, ts: DateTime<Utc>, line: Vec<u8>) -> io::Result<()> {
+    /// Makes the line encoded into `pending` from `start` on, written at
+    /// `ts`, the new head; on an error it is taken out again.
+    fn push(&mut self, seq: u64, ts: DateTime<Utc>, start: usize) -> io::Result<()> {
+        let line_hash = record::line_hash(self.pending.get(start..).unwrap_or_default());
+        if let Err(e) = self.add_leaf(&line_hash) {
+            self.pending.truncate(start);
+            return Err(e);
+        }
         if self.segment_day.is_none() {
             self.segment_day = Some(ts.date_naive());
-        }
-        let line_hash = record::line_hash(&line);
-        self.segment_digest.add_record(&line_hash)?;
-        if let Some(tree) = &mut self.tree {
-            tree.append(crate::logtree::leaf_of_line_hash(&line_hash))
-                .map_err(io::Error::other)?;
         }
         self.head = ChainHead {
             last_seq: seq,
             last_hash: line_hash,
         };
-        self.pending.extend_from_slice(&line);
         self.pending.push(b'\n');
+        self.pending_lines = self.pending_lines.saturating_add(1);
+        Ok(())
+    }
+
+    /// Adds the record whose line hashes to `line_hash` to the segment's
+    /// tree and to the tree of every record, if one is kept.
+    fn add_leaf(&mut self, line_hash: &[u8; 32]) -> io::Result<()> {
+        self.segment_digest.add_record(line_hash)?;
+        if let Some(tree) = &mut self.tree {
+            tree.append(crate::logtree::leaf_of_line_hash(line_hash))
+                .map_err(io::Error::other)?;
+        }
         Ok(())
     }
 
@@ -476,12 +501,12 @@ impl Store {
             }
             return Err(e);
         }
-        let lines_before = self.segment_digest.lines;
-        self.segment_digest.update(&self.pending);
-        let lines = self.segment_digest.lines.saturating_sub(lines_before);
-        self.lines_written = self.lines_written.saturating_add(lines);
+        self.segment_digest
+            .update(&self.pending, self.pending_lines);
+        self.lines_written = self.lines_written.saturating_add(self.pending_lines);
         self.segment_len = self.segment_len.saturating_add(self.pending.len() as u64);
         self.pending.clear();
+        self.pending_lines = 0;
         self.unsynced = true;
         Ok(())
     }
@@ -536,7 +561,7 @@ impl Store {
 
     /// How many records are encoded but not yet handed to the OS.
     pub fn pending_records(&self) -> u64 {
-        self.pending.iter().filter(|&&b| b == b'\n').count() as u64
+        self.pending_lines
     }
 
     /// Closes the current segment durably and starts the one named for the
@@ -594,22 +619,23 @@ impl SegmentDigest {
                 Err(e) => return Err(e),
             };
             let chunk = buf.get(..n).unwrap_or_default();
-            digest.update(chunk);
+            digest.sha256.update(chunk);
             let mut pieces = chunk.split(|&b| b == b'\n').peekable();
             while let Some(piece) = pieces.next() {
                 line.update(piece);
                 // Every piece but the last ended at a newline.
                 if pieces.peek().is_some() {
                     let hash: [u8; 32] = std::mem::take(&mut line).finalize().into();
+                    digest.lines = digest.lines.saturating_add(1);
                     digest.add_record(&hash)?;
                 }
             }
         }
     }
 
-    fn update(&mut self, bytes: &[u8]) {
+    /// Adds `bytes`, which hold `lines` whole lines, as written.
+    fn update(&mut self, bytes: &[u8], lines: u64) {
         self.sha256.update(bytes);
-        let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
         self.lines = self.lines.saturating_add(lines);
     }
 
