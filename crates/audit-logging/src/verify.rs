@@ -224,7 +224,8 @@ pub struct Finding {
     pub kind: FindingKind,
     /// The segment file.
     pub segment: PathBuf,
-    /// 1-based line within the segment.
+    /// 1-based line within the segment; 0 when the finding is about the
+    /// file as a whole (a missing segment, a bad checkpoint file).
     pub line: u64,
     /// Byte offset of the line within the segment.
     pub offset: u64,
@@ -238,14 +239,16 @@ impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} at record {} ({}, line {}, byte {}): {}",
+            "{} at record {} ({}",
             self.kind,
             self.expected_seq,
-            self.segment.display(),
-            self.line,
-            self.offset,
-            self.detail
-        )
+            self.segment.display()
+        )?;
+        // Line 0 marks a finding about a whole file, not one of its lines.
+        if self.line > 0 {
+            write!(f, ", line {}, byte {}", self.line, self.offset)?;
+        }
+        write!(f, "): {}", self.detail)
     }
 }
 
@@ -1178,6 +1181,24 @@ impl Chain {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finding_about_a_whole_file_names_no_line() {
+        let mut finding = Finding {
+            kind: FindingKind::SegmentMissing,
+            segment: PathBuf::from("audit/00000000000000000042.log"),
+            line: 0,
+            offset: 0,
+            expected_seq: 42,
+            detail: "gone".into(),
+        };
+        let whole = finding.to_string();
+        assert!(!whole.contains("line"), "{whole}");
+        assert!(whole.contains("00000000000000000042.log") && whole.ends_with(": gone"));
+        finding.line = 3;
+        finding.offset = 512;
+        assert!(finding.to_string().contains("line 3, byte 512"));
+    }
 
     #[test]
     fn finding_kind_names_match_their_json_names() {

@@ -429,3 +429,23 @@ fn verify_without_stored_checkpoints_does_not_claim_it_checked_any() {
         assert!(!line.contains("checked"), "{line}");
     }
 }
+
+#[test]
+fn a_checkpoints_directory_swapped_for_a_link_is_refused_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    let audit = dir.path().join("sealtrail-audit");
+    // A directory of the attacker's choosing, here empty, so following the
+    // link would show a trail with no checkpoints at all.
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::rename(audit.join("checkpoints"), dir.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, audit.join("checkpoints")).unwrap();
+    let (code, v) = verify_json(dir.path(), &["--checkpoint-key", &vkey]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["status"], "error");
+    assert!(
+        v["error"].as_str().unwrap().contains("symbolic link"),
+        "{v}"
+    );
+}

@@ -32,12 +32,34 @@ fn parse_name(name: &str) -> Option<u64> {
 /// The checkpoints stored in the audit directory `dir`, smallest tree
 /// first, with the tree size each file name claims. Empty when there is no
 /// checkpoint directory; other files in it are ignored.
+///
+/// A checkpoint directory that is a symbolic link is refused rather than
+/// followed: the writer never makes one, and following it would let whoever
+/// planted it choose which checkpoints a verifier sees.
 pub fn list_checkpoints(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
-    let entries = match std::fs::read_dir(dir.join(CHECKPOINT_DIR)) {
-        Ok(entries) => entries,
+    let cp_dir = dir.join(CHECKPOINT_DIR);
+    match std::fs::symlink_metadata(&cp_dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
-    };
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is a symbolic link, which the audit writer never makes; \
+                     find out who replaced the directory and where it points",
+                    cp_dir.display()
+                ),
+            ));
+        }
+        Ok(meta) if !meta.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is not a directory", cp_dir.display()),
+            ));
+        }
+        Ok(_) => {}
+    }
+    let entries = std::fs::read_dir(&cp_dir)?;
     let mut found = Vec::new();
     for entry in entries {
         let entry = entry?;
@@ -99,6 +121,21 @@ pub(crate) fn write_checkpoint(dir: &Path, size: u64, note: &str) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkpoint_directory_that_is_a_link_or_a_file_is_refused() {
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join(checkpoint_name(1)), "planted").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join(CHECKPOINT_DIR)).unwrap();
+        let err = list_checkpoints(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CHECKPOINT_DIR), "not a directory").unwrap();
+        let err = list_checkpoints(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
 
     #[test]
     fn names_sort_by_size_and_only_canonical_names_count() {

@@ -158,12 +158,17 @@ pub fn print_report(dir: &Path, report: &VerifyReport) -> anyhow::Result<()> {
     }
     if let Some(f) = &report.finding {
         outln!("  first bad record: {}", f.expected_seq);
-        outln!(
-            "    where: {} line {} (byte {})",
-            shown(&f.segment),
-            f.line,
-            f.offset
-        );
+        // Line 0 marks a finding about a whole file, not one of its lines.
+        if f.line == 0 {
+            outln!("    where: {}", shown(&f.segment));
+        } else {
+            outln!(
+                "    where: {} line {} (byte {})",
+                shown(&f.segment),
+                f.line,
+                f.offset
+            );
+        }
         outln!("    what:  {}: {}", f.kind, f.detail);
         if f.kind == FindingKind::KeyMismatch {
             outln!("    if the key file is the wrong one, pass the right one with --key");
