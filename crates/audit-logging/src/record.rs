@@ -247,11 +247,7 @@ fn mac_input(body: &[u8]) -> Vec<u8> {
     input
 }
 
-/// Builds a record line (without newline) for an event already serialized
-/// to JSON.
-///
-/// With `handover_from`, the record opens `key`'s epoch and also carries an
-/// `xmac` made by the previous epoch's key, which must be given there.
+/// The line [`encode_into`] builds, on its own.
 #[cfg(test)]
 pub(crate) fn encode(
     seq: u64,
@@ -266,9 +262,12 @@ pub(crate) fn encode(
     line
 }
 
-/// Appends the record line (without newline) that [`encode`] builds to
-/// `out`, whose earlier bytes it leaves alone: the writer encodes straight
-/// into the buffer of lines it is about to write.
+/// Appends a record line (without newline) for an event already
+/// serialized to JSON to `out`, leaving its earlier bytes alone: the writer
+/// encodes straight into the buffer of lines it is about to write.
+///
+/// With `handover_from`, the record opens `key`'s epoch and also carries an
+/// `xmac` made by the previous epoch's key, which must be given there.
 pub(crate) fn encode_into(
     out: &mut Vec<u8>,
     seq: u64,
