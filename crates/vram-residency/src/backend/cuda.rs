@@ -411,11 +411,16 @@ fn format_uuid(bytes: &[std::ffi::c_char; 16]) -> String {
 }
 
 /// Peak bandwidth in bytes per second from the memory clock (kHz) and the
-/// bus width (bits), counting two transfers per clock.
+/// bus width (bits), counting two transfers per clock; `None` where either
+/// is not a positive number (a driver that no longer fills in the
+/// deprecated clock attribute answers 0, which is no bandwidth to divide by).
 fn peak_bandwidth(clock_khz: i32, bus_bits: i32) -> Option<u64> {
     let clock = u64::try_from(clock_khz).ok()?.checked_mul(1000)?;
     let bus_bytes = u64::try_from(bus_bits).ok()? / 8;
-    clock.checked_mul(bus_bytes)?.checked_mul(2)
+    clock
+        .checked_mul(bus_bytes)?
+        .checked_mul(2)
+        .filter(|peak| *peak > 0)
 }
 
 fn buffer(state: &State, alloc: AllocationId) -> Result<DeviceBuffer, BackendError> {
@@ -655,12 +660,19 @@ mod tests {
 
     #[test]
     fn peak_bandwidth_counts_two_transfers_per_clock() {
-        // An H200's attributes: 2619 MHz, 6144-bit bus: about 4.0 TB/s.
+        // An H200's attributes: 3201 MHz, 6144-bit bus: about 4.9 TB/s.
         assert_eq!(
-            peak_bandwidth(2_619_000, 6144),
-            Some(2_619_000_000 * 768 * 2)
+            peak_bandwidth(3_201_000, 6144),
+            Some(3_201_000_000 * 768 * 2)
         );
         assert_eq!(peak_bandwidth(-1, 6144), None);
+    }
+
+    #[test]
+    fn a_zero_clock_or_bus_width_is_no_bandwidth() {
+        assert_eq!(peak_bandwidth(0, 6144), None);
+        assert_eq!(peak_bandwidth(2_619_000, 0), None);
+        assert_eq!(peak_bandwidth(2_619_000, 7), None);
     }
 
     #[test]
