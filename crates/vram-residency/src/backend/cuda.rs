@@ -56,6 +56,7 @@
 //! error, and every function used afterwards is one that drivers have had
 //! since CUDA 10.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -140,6 +141,21 @@ impl Drop for StagingSlot {
     }
 }
 
+/// What a panic inside `cudarc` during [`CudaBackend::new`] said, kept in
+/// the error: a missing driver symbol names itself there, and so does any
+/// other panic that would otherwise pass for an old driver.
+fn panic_reason(payload: &(dyn Any + Send)) -> String {
+    let said = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    format!(
+        "cudarc panicked while opening the device ({said}); a missing symbol means a \
+         driver or NVRTC older than sealtrail needs"
+    )
+}
+
 fn cuda(call: &'static str) -> impl FnOnce(DriverError) -> BackendError {
     move |error| BackendError::Cuda {
         call,
@@ -166,10 +182,10 @@ impl CudaBackend {
         }
         // cudarc panics when a driver symbol its bindings name is missing
         // (a driver older than the bindings); that must be an error here.
-        catch_unwind(AssertUnwindSafe(|| Self::open(index))).unwrap_or_else(|_| {
+        catch_unwind(AssertUnwindSafe(|| Self::open(index))).unwrap_or_else(|payload| {
             Err(BackendError::Cuda {
                 call: "driver initialization",
-                reason: "the CUDA driver lacks a function sealtrail needs (driver too old?)".into(),
+                reason: panic_reason(payload.as_ref()),
             })
         })
     }
@@ -673,6 +689,20 @@ mod tests {
         assert_eq!(peak_bandwidth(0, 6144), None);
         assert_eq!(peak_bandwidth(2_619_000, 0), None);
         assert_eq!(peak_bandwidth(2_619_000, 7), None);
+    }
+
+    #[test]
+    fn a_panic_while_opening_keeps_its_message() {
+        let missing = catch_unwind(|| panic!("Missing symbol cuDeviceGetUuid_v2")).unwrap_err();
+        let reason = panic_reason(missing.as_ref());
+        assert!(
+            reason.contains("Missing symbol cuDeviceGetUuid_v2"),
+            "{reason}"
+        );
+        let formatted = catch_unwind(|| panic!("{} {}", "no", "null byte")).unwrap_err();
+        assert!(panic_reason(formatted.as_ref()).contains("no null byte"));
+        let silent = catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert!(panic_reason(silent.as_ref()).contains("without a message"));
     }
 
     #[test]
