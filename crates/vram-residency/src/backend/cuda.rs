@@ -70,7 +70,7 @@ use cudarc::driver::{
     CudaContext, CudaEvent, CudaFunction, CudaStream, DriverError, LaunchConfig, PushKernelArg,
     result,
 };
-use cudarc::nvrtc::CompileOptions;
+use cudarc::nvrtc::{CompileError, CompileOptions};
 
 use super::{AllocationId, BackendInfo, BackendKind, DeviceIdentity, MAX_READ_BYTES, VramBackend};
 use crate::digest::CHUNK_BYTES;
@@ -374,11 +374,53 @@ fn compile_leaf_kernel(
         ..CompileOptions::default()
     };
     let ptx = cudarc::nvrtc::compile_ptx_with_opts(KERNEL_SOURCE, options)
-        .map_err(|e| BackendError::KernelCompile(e.to_string()))?;
-    let module = ctx.load_module(ptx).map_err(cuda("cuModuleLoadData"))?;
+        .map_err(|e| BackendError::KernelCompile(compile_failure(e)))?;
+    let module = ctx.load_module(ptx).map_err(|e| BackendError::Cuda {
+        call: "cuModuleLoadData",
+        reason: format!("{e} ({})", toolchain_versions()),
+    })?;
     module
         .load_function(KERNEL_NAME)
         .map_err(cuda("cuModuleGetFunction"))
+}
+
+/// NVRTC's error with its log as the compiler wrote it, line by line, not
+/// escaped into one line as `cudarc` shows it.
+fn compile_failure(error: CompileError) -> String {
+    match error {
+        CompileError::CompileError {
+            nvrtc,
+            options,
+            log,
+        } => format!(
+            "{nvrtc} with options {options:?}; NVRTC's log:\n{}",
+            log.to_string_lossy().trim_end()
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The NVRTC and driver versions, for a module the driver will not load:
+/// PTX from an NVRTC newer than the driver is refused
+/// (`CUDA_ERROR_UNSUPPORTED_PTX_VERSION`), and the fix is an NVRTC no newer
+/// than the driver's CUDA version.
+fn toolchain_versions() -> String {
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: writes two ints; NVRTC was loaded to compile the kernel.
+    let nvrtc = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_or_else(|_| "unknown".into(), |()| format!("{major}.{minor}"));
+    let mut driver = 0;
+    // SAFETY: writes one int; the driver is loaded and initialized.
+    let driver = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver) }
+        .result()
+        .map_or_else(|_| "unknown".into(), |()| cuda_version(driver));
+    format!("PTX from NVRTC {nvrtc}; the driver supports CUDA {driver}")
+}
+
+/// A CUDA version as the driver encodes it (1000 × major + 10 × minor).
+fn cuda_version(encoded: i32) -> String {
+    format!("{}.{}", encoded / 1000, encoded % 1000 / 10)
 }
 
 fn staging_ring(ctx: &Arc<CudaContext>) -> Result<Vec<StagingSlot>, BackendError> {
@@ -682,6 +724,31 @@ mod tests {
             Some(3_201_000_000 * 768 * 2)
         );
         assert_eq!(peak_bandwidth(-1, 6144), None);
+    }
+
+    #[test]
+    fn cuda_versions_read_as_the_driver_encodes_them() {
+        assert_eq!(cuda_version(13000), "13.0");
+        assert_eq!(cuda_version(12080), "12.8");
+        assert_eq!(cuda_version(11040), "11.4");
+    }
+
+    #[test]
+    fn a_compile_failure_keeps_the_log_readable() {
+        let error = CompileError::CompileError {
+            nvrtc: cudarc::nvrtc::result::NvrtcError(
+                cudarc::nvrtc::sys::nvrtcResult::NVRTC_ERROR_COMPILATION,
+            ),
+            options: vec!["--gpu-architecture=compute_90".into()],
+            log: c"chunk_sha256.cu(3): error: one\nchunk_sha256.cu(4): error: two\n".into(),
+        };
+        let shown = compile_failure(error);
+        assert!(shown.contains("NVRTC_ERROR_COMPILATION"), "{shown}");
+        assert!(shown.contains("compute_90"), "{shown}");
+        assert!(
+            shown.ends_with("\nchunk_sha256.cu(3): error: one\nchunk_sha256.cu(4): error: two"),
+            "{shown}"
+        );
     }
 
     #[test]
