@@ -578,12 +578,14 @@ impl VramBackend for CudaBackend {
                 .map_err(cuda("cuEventSynchronize"))?;
             // SAFETY: the buffer holds STAGING_BYTES >= piece.len() bytes, no
             // copy reads it any more (just waited), and it stays allocated
-            // until the slot's `Drop`, which waits for the copy first. The queued copy reads
-            // `staged` after this returns, which is why it is pinned memory
-            // owned by the backend and not the caller's slice.
+            // until the slot's `Drop`, which waits for the copy first. The
+            // bytes are written through the raw pointer before any slice of
+            // them exists, since a fresh buffer is uninitialized. The queued
+            // copy reads `staged` after this returns, which is why it is
+            // pinned memory owned by the backend and not the caller's slice.
             unsafe {
-                let staged = std::slice::from_raw_parts_mut(slot.host, piece.len());
-                staged.copy_from_slice(piece);
+                std::ptr::copy_nonoverlapping(piece.as_ptr(), slot.host, piece.len());
+                let staged = std::slice::from_raw_parts(slot.host.cast_const(), piece.len());
                 result::memcpy_htod_async(dst, staged, self.stream.cu_stream())
                     .map_err(cuda("cuMemcpyHtoDAsync"))?;
             }
