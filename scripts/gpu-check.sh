@@ -96,7 +96,7 @@ find_libraries() {
     local found
     found=$(find /usr/local/cuda*/ /usr/local/cuda*/targets/*/ /usr/lib/x86_64-linux-gnu \
         /usr/local/lib/python3*/ /usr/lib/python3*/ "$HOME/.local/lib/" /opt \
-        -maxdepth 6 -name 'libnvrtc.so*' ! -name '*builtins*' 2>/dev/null | sort -V | tail -n 1 || true)
+        -maxdepth 9 -name 'libnvrtc.so*' ! -name '*builtins*' 2>/dev/null | sort -V | tail -n 1 || true)
     if [[ -n $found ]]; then
         local links
         links=$(mktemp -d)
