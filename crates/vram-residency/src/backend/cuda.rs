@@ -729,6 +729,18 @@ mod tests {
     }
 
     #[test]
+    fn the_missing_nvrtc_error_names_the_library_names_tried() {
+        let tried = cudarc::get_lib_name_candidates("nvrtc");
+        let shown = BackendError::NoNvrtc.to_string();
+        for name in ["libnvrtc.so", "libnvrtc.so.12"] {
+            assert!(tried.iter().any(|t| t == name), "{name} not in {tried:?}");
+            assert!(shown.contains(name), "{shown}");
+        }
+        // The message says a CUDA 13 NVRTC needs a plain-named link.
+        assert!(!tried.iter().any(|t| t == "libnvrtc.so.13"), "{tried:?}");
+    }
+
+    #[test]
     fn cuda_versions_read_as_the_driver_encodes_them() {
         assert_eq!(cuda_version(13000), "13.0");
         assert_eq!(cuda_version(12080), "12.8");
