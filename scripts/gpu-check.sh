@@ -6,7 +6,9 @@
 # caught, a stale handle refused, residency checks), the GPU benchmark
 # (on-device digest throughput against the device's memory bandwidth) and
 # `sealtrail demo --backend cuda`, and prints a summary. Every step runs
-# under `timeout`: together at most 7.5 minutes, 3.2 of them running.
+# under `timeout`: together at most 7.5 minutes, 3.2 of them running. The
+# `--build` mode alone has no time limits: it spends no GPU time, and on a
+# small machine the builds take longer than the limits allow.
 #
 #   scripts/gpu-check.sh             build with cargo, then run
 #   scripts/gpu-check.sh --build     only build the binaries into
@@ -31,6 +33,18 @@ executable_of() {
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1
 }
 
+# Runs a build step under a time limit of $1 seconds, except in `--build`
+# mode.
+bounded() {
+    local limit=$1
+    shift
+    if [[ $mode == --build ]]; then
+        "$@"
+    else
+        timeout -k 10 "$limit" "$@"
+    fi
+}
+
 build() {
     say "build (release)"
     if ! command -v cargo >/dev/null; then
@@ -39,24 +53,25 @@ build() {
         return 1
     fi
     # A machine without network can still build from cargo's local cache.
-    if ! timeout 20 cargo fetch --locked >/dev/null 2>&1; then
+    if ! bounded 20 cargo fetch --locked >/dev/null 2>&1; then
         echo "cannot reach the registry; building offline from the local cache"
         export CARGO_NET_OFFLINE=true
     fi
     mkdir -p "$bin"
-    timeout 150 cargo build --release --locked -p sealtrail
-    local tests bench
-    tests=$(timeout 45 cargo test --release --locked -p vram-residency --test cuda \
+    local cli tests bench
+    cli=$(bounded 150 cargo build --release --locked -p sealtrail \
+        --message-format=json | executable_of)
+    tests=$(bounded 45 cargo test --release --locked -p vram-residency --test cuda \
         --no-run --message-format=json | executable_of)
-    bench=$(timeout 45 cargo bench --locked -p vram-residency --bench gpu_digest \
+    bench=$(bounded 45 cargo bench --locked -p vram-residency --bench gpu_digest \
         --no-run --message-format=json | executable_of)
-    if [[ -z $tests || -z $bench ]]; then
-        echo "could not find the built test or benchmark binary" >&2
+    if [[ -z $cli || -z $tests || -z $bench ]]; then
+        echo "could not find the built sealtrail, test or benchmark binary" >&2
         return 1
     fi
     cp "$tests" "$bin/cuda-tests"
     cp "$bench" "$bin/gpu-bench"
-    cp target/release/sealtrail "$bin/sealtrail"
+    cp "$cli" "$bin/sealtrail"
     if command -v strip >/dev/null; then
         strip "$bin/cuda-tests" "$bin/gpu-bench" "$bin/sealtrail"
     fi
@@ -72,14 +87,16 @@ find_libraries() {
     for dir in /usr/local/nvidia/lib64 /usr/lib/wsl/lib; do
         [[ -d $dir ]] && LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     done
-    if ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so '; then
+    # Not `grep -q`: under pipefail, ldconfig killed by SIGPIPE when grep
+    # stops reading early would read as "not found".
+    if ldconfig -p 2>/dev/null | grep 'libnvrtc\.so ' >/dev/null; then
         export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
         return 0
     fi
     local found
     found=$(find /usr/local/cuda*/ /usr/local/cuda*/targets/*/ /usr/lib/x86_64-linux-gnu \
         /usr/local/lib/python3*/ /usr/lib/python3*/ "$HOME/.local/lib/" /opt \
-        -maxdepth 6 -name 'libnvrtc.so*' ! -name '*builtins*' 2>/dev/null | sort -V | tail -n 1 || true)
+        -maxdepth 9 -name 'libnvrtc.so*' ! -name '*builtins*' 2>/dev/null | sort -V | tail -n 1 || true)
     if [[ -n $found ]]; then
         local links
         links=$(mktemp -d)
@@ -110,7 +127,8 @@ run() {
         shift 2
         say "$name"
         local started=$SECONDS
-        if timeout "$limit" "$@" 2>&1 | tee "$log/$name.log"; then
+        # -k: a process stuck in a driver call may ignore the first signal.
+        if timeout -k 5 "$limit" "$@" 2>&1 | tee "$log/$name.log"; then
             results+=("PASS  $name ($((SECONDS - started)) s)")
         else
             results+=("FAIL  $name ($((SECONDS - started)) s)")
@@ -135,7 +153,12 @@ run() {
 }
 
 case $mode in
-all) build && run ;;
+# Not `build && run`: inside a function called from an && list, `set -e`
+# is off, and a failed build would go on to run stale binaries.
+all)
+    build
+    run
+    ;;
 --build) build ;;
 --prebuilt) run ;;
 *)

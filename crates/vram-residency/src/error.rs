@@ -77,9 +77,16 @@ pub enum BackendError {
     NoCudaDriver,
     /// The CUDA run-time compiler (`libnvrtc`), which builds the digest
     /// kernel, could not be loaded.
+    ///
+    /// The loader is asked for `libnvrtc.so` and the CUDA 12 and older
+    /// sonames (`libnvrtc.so.12`, `.11`, ...), never `libnvrtc.so.13`: a
+    /// CUDA 13 NVRTC is found only under the plain name, which its runtime
+    /// packages (and Python wheels) do not install.
     #[error(
         "no NVRTC: libnvrtc could not be loaded, so the digest kernel cannot be built \
-         (install the CUDA NVRTC library and put it on LD_LIBRARY_PATH)"
+         (install the CUDA NVRTC library and put it on LD_LIBRARY_PATH; names tried: \
+         libnvrtc.so, libnvrtc.so.12 and older, so a CUDA 13 libnvrtc.so.13 needs a \
+         libnvrtc.so link to it)"
     )]
     NoNvrtc,
     /// The driver has no device with this index.

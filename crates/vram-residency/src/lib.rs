@@ -132,9 +132,11 @@
 //!   of `scripts/gpu-check.sh` on a GPU is recorded in BENCHMARKS.md,
 //!   nothing says that its kernel compiles under NVRTC, that its roots match
 //!   the host's on a device, or how fast it is. It needs `libnvrtc` at run
-//!   time as well as the driver, serializes its operations behind one lock,
-//!   and hashes each 16 KiB chunk in one GPU thread, which may leave the
-//!   digest bound by SHA-256 arithmetic rather than memory bandwidth.
+//!   time as well as the driver (a CUDA 13 one only under the plain name
+//!   `libnvrtc.so`: see [`BackendError::NoNvrtc`]), serializes its
+//!   operations behind one lock, and hashes each 16 KiB chunk in one GPU
+//!   thread, which may leave the digest bound by SHA-256 arithmetic rather
+//!   than memory bandwidth.
 //! - **The leaf hashes are folded on the host.** The device returns one
 //!   32-byte hash per chunk (0.2% of the bytes) and the host builds the
 //!   tree over them; the tree's interior nodes are under 1% of the hashing.

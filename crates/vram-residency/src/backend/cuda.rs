@@ -56,6 +56,7 @@
 //! error, and every function used afterwards is one that drivers have had
 //! since CUDA 10.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -69,7 +70,7 @@ use cudarc::driver::{
     CudaContext, CudaEvent, CudaFunction, CudaStream, DriverError, LaunchConfig, PushKernelArg,
     result,
 };
-use cudarc::nvrtc::CompileOptions;
+use cudarc::nvrtc::{CompileError, CompileOptions};
 
 use super::{AllocationId, BackendInfo, BackendKind, DeviceIdentity, MAX_READ_BYTES, VramBackend};
 use crate::digest::CHUNK_BYTES;
@@ -140,6 +141,21 @@ impl Drop for StagingSlot {
     }
 }
 
+/// What a panic inside `cudarc` during [`CudaBackend::new`] said, kept in
+/// the error: a missing driver symbol names itself there, and so does any
+/// other panic that would otherwise pass for an old driver.
+fn panic_reason(payload: &(dyn Any + Send)) -> String {
+    let said = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    format!(
+        "cudarc panicked while opening the device ({said}); a missing symbol means a \
+         driver or NVRTC older than sealtrail needs"
+    )
+}
+
 fn cuda(call: &'static str) -> impl FnOnce(DriverError) -> BackendError {
     move |error| BackendError::Cuda {
         call,
@@ -166,10 +182,10 @@ impl CudaBackend {
         }
         // cudarc panics when a driver symbol its bindings name is missing
         // (a driver older than the bindings); that must be an error here.
-        catch_unwind(AssertUnwindSafe(|| Self::open(index))).unwrap_or_else(|_| {
+        catch_unwind(AssertUnwindSafe(|| Self::open(index))).unwrap_or_else(|payload| {
             Err(BackendError::Cuda {
                 call: "driver initialization",
-                reason: "the CUDA driver lacks a function sealtrail needs (driver too old?)".into(),
+                reason: panic_reason(payload.as_ref()),
             })
         })
     }
@@ -358,11 +374,53 @@ fn compile_leaf_kernel(
         ..CompileOptions::default()
     };
     let ptx = cudarc::nvrtc::compile_ptx_with_opts(KERNEL_SOURCE, options)
-        .map_err(|e| BackendError::KernelCompile(e.to_string()))?;
-    let module = ctx.load_module(ptx).map_err(cuda("cuModuleLoadData"))?;
+        .map_err(|e| BackendError::KernelCompile(compile_failure(e)))?;
+    let module = ctx.load_module(ptx).map_err(|e| BackendError::Cuda {
+        call: "cuModuleLoadData",
+        reason: format!("{e} ({})", toolchain_versions()),
+    })?;
     module
         .load_function(KERNEL_NAME)
         .map_err(cuda("cuModuleGetFunction"))
+}
+
+/// NVRTC's error with its log as the compiler wrote it, line by line, not
+/// escaped into one line as `cudarc` shows it.
+fn compile_failure(error: CompileError) -> String {
+    match error {
+        CompileError::CompileError {
+            nvrtc,
+            options,
+            log,
+        } => format!(
+            "{nvrtc} with options {options:?}; NVRTC's log:\n{}",
+            log.to_string_lossy().trim_end()
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The NVRTC and driver versions, for a module the driver will not load:
+/// PTX from an NVRTC newer than the driver is refused
+/// (`CUDA_ERROR_UNSUPPORTED_PTX_VERSION`), and the fix is an NVRTC no newer
+/// than the driver's CUDA version.
+fn toolchain_versions() -> String {
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: writes two ints; NVRTC was loaded to compile the kernel.
+    let nvrtc = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_or_else(|_| "unknown".into(), |()| format!("{major}.{minor}"));
+    let mut driver = 0;
+    // SAFETY: writes one int; the driver is loaded and initialized.
+    let driver = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver) }
+        .result()
+        .map_or_else(|_| "unknown".into(), |()| cuda_version(driver));
+    format!("PTX from NVRTC {nvrtc}; the driver supports CUDA {driver}")
+}
+
+/// A CUDA version as the driver encodes it (1000 × major + 10 × minor).
+fn cuda_version(encoded: i32) -> String {
+    format!("{}.{}", encoded / 1000, encoded % 1000 / 10)
 }
 
 fn staging_ring(ctx: &Arc<CudaContext>) -> Result<Vec<StagingSlot>, BackendError> {
@@ -411,11 +469,16 @@ fn format_uuid(bytes: &[std::ffi::c_char; 16]) -> String {
 }
 
 /// Peak bandwidth in bytes per second from the memory clock (kHz) and the
-/// bus width (bits), counting two transfers per clock.
+/// bus width (bits), counting two transfers per clock; `None` where either
+/// is not a positive number (a driver that no longer fills in the
+/// deprecated clock attribute answers 0, which is no bandwidth to divide by).
 fn peak_bandwidth(clock_khz: i32, bus_bits: i32) -> Option<u64> {
     let clock = u64::try_from(clock_khz).ok()?.checked_mul(1000)?;
     let bus_bytes = u64::try_from(bus_bits).ok()? / 8;
-    clock.checked_mul(bus_bytes)?.checked_mul(2)
+    clock
+        .checked_mul(bus_bytes)?
+        .checked_mul(2)
+        .filter(|peak| *peak > 0)
 }
 
 fn buffer(state: &State, alloc: AllocationId) -> Result<DeviceBuffer, BackendError> {
@@ -515,12 +578,14 @@ impl VramBackend for CudaBackend {
                 .map_err(cuda("cuEventSynchronize"))?;
             // SAFETY: the buffer holds STAGING_BYTES >= piece.len() bytes, no
             // copy reads it any more (just waited), and it stays allocated
-            // until the slot's `Drop`, which waits for the copy first. The queued copy reads
-            // `staged` after this returns, which is why it is pinned memory
-            // owned by the backend and not the caller's slice.
+            // until the slot's `Drop`, which waits for the copy first. The
+            // bytes are written through the raw pointer before any slice of
+            // them exists, since a fresh buffer is uninitialized. The queued
+            // copy reads `staged` after this returns, which is why it is
+            // pinned memory owned by the backend and not the caller's slice.
             unsafe {
-                let staged = std::slice::from_raw_parts_mut(slot.host, piece.len());
-                staged.copy_from_slice(piece);
+                std::ptr::copy_nonoverlapping(piece.as_ptr(), slot.host, piece.len());
+                let staged = std::slice::from_raw_parts(slot.host.cast_const(), piece.len());
                 result::memcpy_htod_async(dst, staged, self.stream.cu_stream())
                     .map_err(cuda("cuMemcpyHtoDAsync"))?;
             }
@@ -655,12 +720,70 @@ mod tests {
 
     #[test]
     fn peak_bandwidth_counts_two_transfers_per_clock() {
-        // An H200's attributes: 2619 MHz, 6144-bit bus: about 4.0 TB/s.
+        // An H200's attributes: 3201 MHz, 6144-bit bus: about 4.9 TB/s.
         assert_eq!(
-            peak_bandwidth(2_619_000, 6144),
-            Some(2_619_000_000 * 768 * 2)
+            peak_bandwidth(3_201_000, 6144),
+            Some(3_201_000_000 * 768 * 2)
         );
         assert_eq!(peak_bandwidth(-1, 6144), None);
+    }
+
+    #[test]
+    fn the_missing_nvrtc_error_names_the_library_names_tried() {
+        let tried = cudarc::get_lib_name_candidates("nvrtc");
+        let shown = BackendError::NoNvrtc.to_string();
+        for name in ["libnvrtc.so", "libnvrtc.so.12"] {
+            assert!(tried.iter().any(|t| t == name), "{name} not in {tried:?}");
+            assert!(shown.contains(name), "{shown}");
+        }
+        // The message says a CUDA 13 NVRTC needs a plain-named link.
+        assert!(!tried.iter().any(|t| t == "libnvrtc.so.13"), "{tried:?}");
+    }
+
+    #[test]
+    fn cuda_versions_read_as_the_driver_encodes_them() {
+        assert_eq!(cuda_version(13000), "13.0");
+        assert_eq!(cuda_version(12080), "12.8");
+        assert_eq!(cuda_version(11040), "11.4");
+    }
+
+    #[test]
+    fn a_compile_failure_keeps_the_log_readable() {
+        let error = CompileError::CompileError {
+            nvrtc: cudarc::nvrtc::result::NvrtcError(
+                cudarc::nvrtc::sys::nvrtcResult::NVRTC_ERROR_COMPILATION,
+            ),
+            options: vec!["--gpu-architecture=compute_90".into()],
+            log: c"chunk_sha256.cu(3): error: one\nchunk_sha256.cu(4): error: two\n".into(),
+        };
+        let shown = compile_failure(error);
+        assert!(shown.contains("NVRTC_ERROR_COMPILATION"), "{shown}");
+        assert!(shown.contains("compute_90"), "{shown}");
+        assert!(
+            shown.ends_with("\nchunk_sha256.cu(3): error: one\nchunk_sha256.cu(4): error: two"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_zero_clock_or_bus_width_is_no_bandwidth() {
+        assert_eq!(peak_bandwidth(0, 6144), None);
+        assert_eq!(peak_bandwidth(2_619_000, 0), None);
+        assert_eq!(peak_bandwidth(2_619_000, 7), None);
+    }
+
+    #[test]
+    fn a_panic_while_opening_keeps_its_message() {
+        let missing = catch_unwind(|| panic!("Missing symbol cuDeviceGetUuid_v2")).unwrap_err();
+        let reason = panic_reason(missing.as_ref());
+        assert!(
+            reason.contains("Missing symbol cuDeviceGetUuid_v2"),
+            "{reason}"
+        );
+        let formatted = catch_unwind(|| panic!("{} {}", "no", "null byte")).unwrap_err();
+        assert!(panic_reason(formatted.as_ref()).contains("no null byte"));
+        let silent = catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert!(panic_reason(silent.as_ref()).contains("without a message"));
     }
 
     #[test]
