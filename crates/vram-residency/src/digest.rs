@@ -22,8 +22,9 @@
 //! add well under 1% to the hashing.
 //!
 //! `kernels/chunk_sha256.c` holds the same leaf hash written for a GPU, one
-//! thread per chunk; the tests below hold it to the NIST SHA-256 vectors and
-//! to this module bit for bit. [`chunk_root`] and [`ChunkTree`] are the host
+//! thread per chunk; `tests/chunk_kernel_matches_the_standard.rs` holds it,
+//! its CUDA branch included, to the NIST SHA-256 vectors and to this module
+//! bit for bit. [`chunk_root`] and [`ChunkTree`] are the host
 //! implementation, hashing chunks on all cores with `rayon`.
 
 use audit_logging::Digest;

@@ -1,6 +1,8 @@
 //! The GPU's chunk-hash code (`kernels/chunk_sha256.c`), built for the host
-//! by build.rs, is held here to the NIST SHA-256 test vectors, to the `sha2`
-//! crate, and to the host digest in `vram_residency::digest`, bit for bit.
+//! by build.rs both as C and with its CUDA branch (through
+//! `kernels/cuda_source_on_cpu.cpp`), is held here to the NIST SHA-256 test
+//! vectors, to the `sha2` crate, and to the host digest in
+//! `vram_residency::digest`, bit for bit.
 
 mod common;
 
@@ -14,7 +16,16 @@ unsafe extern "C" {
     fn sealtrail_chunk_bytes() -> u32;
     fn sealtrail_sha256(data: *const u8, len: u64, out: *mut u8);
     fn sealtrail_chunk_leaves_host(shard: *const u8, len: u64, leaves: *mut u8);
+    fn sealtrail_chunk_leaves_cuda_source(
+        shard: *const u8,
+        len: u64,
+        threads_per_block: u32,
+        leaves: *mut u8,
+    );
 }
+
+/// Threads per block of the CUDA backend's launch.
+const THREADS_PER_BLOCK: u32 = 128;
 
 fn c_sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -36,6 +47,34 @@ fn c_leaves(shard: &[u8]) -> Vec<[u8; 32]> {
         )
     };
     leaves
+}
+
+/// The leaves as the kernel's CUDA source computes them, run on the CPU
+/// from a 4-byte-aligned copy of `shard`, as a device allocation is.
+fn cuda_source_leaves(shard: &[u8]) -> Vec<[u8; 32]> {
+    let mut aligned = vec![0u32; shard.len().div_ceil(4)];
+    let bytes: &mut [u8] = as_bytes_mut(&mut aligned);
+    bytes[..shard.len()].copy_from_slice(shard);
+    let mut leaves = vec![[0u8; 32]; shard.len().div_ceil(CHUNK_BYTES)];
+    // SAFETY: `aligned` holds `shard.len()` valid bytes and is 4-byte
+    // aligned; `leaves` has room for one 32-byte hash per chunk, which is
+    // what the kernel writes.
+    unsafe {
+        sealtrail_chunk_leaves_cuda_source(
+            aligned.as_ptr().cast(),
+            shard.len() as u64,
+            THREADS_PER_BLOCK,
+            leaves.as_mut_ptr().cast(),
+        )
+    };
+    leaves
+}
+
+/// The bytes of a `u32` buffer.
+fn as_bytes_mut(words: &mut [u32]) -> &mut [u8] {
+    // SAFETY: any bytes are valid `u8`s, the length covers exactly the
+    // words' bytes, and the borrow of `words` outlives the slice.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 4) }
 }
 
 /// The RFC 9162 root of leaf hashes, computed from the definition.
@@ -111,6 +150,31 @@ fn c_leaves_are_the_rfc_9162_leaf_hashes_of_each_chunk() {
     }
 }
 
+/// The leaf code reads whole blocks in words and the rest byte by byte;
+/// every split between the two, and both sides of the padding's block
+/// edge, for a last chunk of each length near a block boundary.
+#[test]
+fn c_leaves_are_right_for_every_last_chunk_length_near_a_block_edge() {
+    let shard = common::pattern(CHUNK_BYTES + 200, 5);
+    let lengths = (0..=200).chain(CHUNK_BYTES - 200..CHUNK_BYTES);
+    for tail in lengths {
+        let chunk = &shard[CHUNK_BYTES - tail.min(CHUNK_BYTES)..][..tail];
+        let mut prefixed = vec![0x00];
+        prefixed.extend_from_slice(chunk);
+        let expected = <[u8; 32]>::from(Sha256::digest(&prefixed));
+        let expected = (tail > 0).then_some(expected);
+        // A one-chunk shard of this length, and the same bytes as the
+        // last chunk after a whole one, through the host build and through
+        // the CUDA source.
+        let mut two = shard[..CHUNK_BYTES].to_vec();
+        two.extend_from_slice(chunk);
+        for leaves in [c_leaves, cuda_source_leaves] {
+            assert_eq!(leaves(chunk).first().copied(), expected, "{tail}");
+            assert_eq!(leaves(&two).get(1).copied(), expected, "{tail}");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
@@ -123,7 +187,8 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let shard = common::pattern(chunks * CHUNK_BYTES + extra, seed);
-        let root = root_of(&c_leaves(&shard));
-        prop_assert_eq!(root, chunk_root(&shard).0);
+        let leaves = c_leaves(&shard);
+        prop_assert_eq!(root_of(&leaves), chunk_root(&shard).0);
+        prop_assert_eq!(cuda_source_leaves(&shard), leaves);
     }
 }
