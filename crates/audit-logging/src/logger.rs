@@ -763,14 +763,14 @@ fn start_chain(config: &LoggerConfig, key: Option<&AuditKey>) -> Result<Started,
         resumed_after_seq: (resumed_after > 0).then_some(resumed_after),
         writer_version: env!("CARGO_PKG_VERSION").into(),
     }];
-    if let Some(t) = torn {
+    for t in &torn {
         opening.push(AuditEvent::TornTailRecovered {
             timestamp: Utc::now(),
-            segment: t.segment.into(),
+            segment: t.segment.as_str().into(),
             offset: t.offset,
             bytes: t.bytes,
             sha256: t.sha256,
-            set_aside_as: t.set_aside_as.into(),
+            set_aside_as: t.set_aside_as.as_str().into(),
         });
     }
     for event in &opening {
@@ -783,6 +783,11 @@ fn start_chain(config: &LoggerConfig, key: Option<&AuditKey>) -> Result<Started,
         store.append(&json).map_err(io_err)?;
     }
     store.sync().map_err(io_err)?;
+    // The recoveries are in the chain now; should this fail, the next start
+    // records them a second time, which is the lesser harm.
+    if let Err(e) = crate::store::settle_torn(&config.dir, &torn) {
+        tracing::warn!(error = %e, "cannot rename a recorded torn tail's side file");
+    }
     // Counting a segment manifest the store may have written first.
     let written = store.head().last_seq.saturating_sub(resumed_after);
     let shared = Arc::new(Shared::new(store.head().last_seq, written).with_limits(config.limits()));

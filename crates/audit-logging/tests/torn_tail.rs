@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use audit_logging::verify::FindingKind;
 use audit_logging::{AuditEvent, AuditLogger, Digest, LoggerConfig, query, segment_name};
 use common::{
-    Located, append, assert_finding_at, assert_intact, finding, key, open, records, write_log,
+    Located, append, assert_finding_at, assert_intact, finding, key, open, other_key, records,
+    write_log,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -220,4 +221,86 @@ fn without_a_torn_tail_a_start_sets_nothing_aside() {
     assert!(torn_files(dir.path()).is_empty());
     assert!(recoveries(dir.path()).is_empty());
     assert_eq!(assert_intact(dir.path(), &key()).torn_tails_recovered, 0);
+}
+
+/// The side files still waiting for their recovery record.
+fn pending_files(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(".bin.pending"))
+        .collect()
+}
+
+#[test]
+fn a_torn_tail_cut_by_a_refused_start_is_recorded_by_the_next_start() {
+    use audit_logging::checkpoint::{CheckpointSigner, KeyName};
+    use audit_logging::logtree::origin_for;
+
+    let dir = tempfile::tempdir().unwrap();
+    let last_seq = write_log(dir.path(), &key(), 4, u64::MAX);
+    let newest = common::segments(dir.path()).pop().unwrap();
+    let partial = b"{\"v\":2,\"seq\":9,\"ts\":\"2026";
+    append(&newest, partial);
+
+    // A checkpoint key made for another trail: the start is refused, after
+    // the store has cut the torn tail.
+    let foreign =
+        CheckpointSigner::generate(KeyName::new(&origin_for(other_key().id().as_str())).unwrap())
+            .unwrap();
+    let refused = AuditLogger::open(
+        LoggerConfig::new(dir.path()).checkpoint_signer(foreign),
+        key(),
+    );
+    assert!(refused.is_err());
+    assert_eq!(
+        pending_files(dir.path()).len(),
+        1,
+        "kept aside, not yet recorded"
+    );
+    assert!(torn_files(dir.path()).is_empty());
+    assert!(recoveries(dir.path()).is_empty());
+
+    // A second refusal cuts nothing more and copies nothing twice.
+    let foreign =
+        CheckpointSigner::generate(KeyName::new(&origin_for(other_key().id().as_str())).unwrap())
+            .unwrap();
+    assert!(
+        AuditLogger::open(
+            LoggerConfig::new(dir.path()).checkpoint_signer(foreign),
+            key()
+        )
+        .is_err()
+    );
+    assert_eq!(pending_files(dir.path()).len(), 1);
+
+    // The next start that goes through records the cut, once.
+    open(dir.path(), &key()).shutdown().unwrap();
+    assert!(pending_files(dir.path()).is_empty());
+    let aside = torn_files(dir.path());
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(fs::read(&aside[0]).unwrap(), partial);
+    let recovered = recoveries(dir.path());
+    let [
+        AuditEvent::TornTailRecovered {
+            set_aside_as,
+            bytes,
+            ..
+        },
+    ] = recovered.as_slice()
+    else {
+        panic!("expected one recovery record, got {recovered:?}");
+    };
+    assert_eq!(
+        set_aside_as.as_str(),
+        aside[0].file_name().unwrap().to_str().unwrap()
+    );
+    assert_eq!(*bytes, partial.len() as u64);
+    let report = assert_intact(dir.path(), &key());
+    assert_eq!(report.torn_tails_recovered, 1);
+    assert_eq!(report.last_seq, last_seq + 3, "start, recovery, stop");
+
+    // And a later start reports nothing again.
+    open(dir.path(), &key()).shutdown().unwrap();
+    assert_eq!(recoveries(dir.path()).len(), 1);
 }

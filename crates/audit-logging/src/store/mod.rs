@@ -30,9 +30,13 @@
 //!
 //! On open, [`Store::open`] reads the tail of the newest segment:
 //! - a last line without its newline is a *torn tail* left by a crash mid
-//!   write; its bytes are copied to `torn-<segment>-<offset>-<millis>.bin`,
-//!   cut from the segment, and reported to the caller so it can be recorded
-//!   in the chain (nothing is silently dropped);
+//!   write; its bytes are copied to `torn-<segment>-<offset>-<millis>.bin`
+//!   (first under that name plus [`PENDING_SUFFIX`]), cut from the segment,
+//!   and reported to the caller so it can be recorded in the chain (nothing
+//!   is silently dropped). The side file keeps its pending name until the
+//!   caller has the recovery record on disk and calls [`settle_torn`]; a
+//!   start that fails or crashes before that leaves it pending, and the
+//!   next open reports it again, so every cut ends up in the chain;
 //! - the last complete record must authenticate under the caller's key, or
 //!   the store refuses to continue a chain it cannot vouch for.
 
@@ -86,8 +90,11 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(segments)
 }
 
+/// Added to a torn tail's side file until its recovery is in the chain.
+pub const PENDING_SUFFIX: &str = ".pending";
+
 /// A partial record cut from the end of a segment on open.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TornTail {
     pub segment: String,
     pub offset: u64,
@@ -188,23 +195,30 @@ impl Store {
         dir: &Path,
         initial: Option<&AuditKey>,
         config: StoreConfig,
-    ) -> Result<(Store, Option<TornTail>), OpenError> {
+    ) -> Result<(Store, Vec<TornTail>), OpenError> {
         let at = |source| OpenError::Io {
             path: dir.to_owned(),
             source,
         };
         fs::ensure_private_dir(dir).map_err(at)?;
         let lock = lock_dir(dir)?;
+        // Cut by an earlier open whose start did not get as far as
+        // recording them.
+        let mut torn = pending_torn(dir)?;
         let segments = list_segments(dir).map_err(at)?;
-        let (file, segment_len, segment_day, tail, torn) = match segments.last() {
+        let (file, segment_len, segment_day, tail) = match segments.last() {
             None => {
                 let path = dir.join(segment_name(1));
                 let file =
                     fs::create_private(&path).map_err(|source| OpenError::Io { path, source })?;
-                (file, 0, None, None, None)
+                (file, 0, None, None)
             }
             Some((promised, newest)) => {
-                let torn = cut_torn_tail(dir, newest)?;
+                if let Some(cut) = cut_torn_tail(dir, newest)?
+                    && !torn.contains(&cut)
+                {
+                    torn.push(cut);
+                }
                 let tail = find_tail(&segments)?;
                 let io = |source| OpenError::Io {
                     path: newest.clone(),
@@ -226,7 +240,7 @@ impl Store {
                         ),
                     });
                 }
-                (file, len, first_record_day(newest), tail, torn)
+                (file, len, first_record_day(newest), tail)
             }
         };
         let segment_first = segments.last().map_or(1, |(first, _)| *first);
@@ -724,35 +738,122 @@ fn cut_torn_tail(dir: &Path, segment: &Path) -> Result<Option<TornTail>, OpenErr
     let offset_in_window = usize::try_from(torn_start.saturating_sub(window.start)).unwrap_or(0);
     let torn_bytes = window.bytes.get(offset_in_window..).unwrap_or_default();
     let seg_name = file_name(segment);
-    let aside = format!(
-        "torn-{}-{torn_start}-{}.bin",
-        seg_name.trim_end_matches(SEGMENT_SUFFIX),
-        Utc::now().timestamp_millis()
-    );
-    let aside_path = dir.join(&aside);
-    let mut out = fs::create_private(&aside_path).map_err(|source| OpenError::Io {
-        path: aside_path.clone(),
-        source,
-    })?;
-    out.write_all(torn_bytes)
-        .and_then(|()| out.sync_all())
-        .map_err(|source| OpenError::Io {
-            path: aside_path.clone(),
-            source,
-        })?;
+    let torn = set_aside(dir, &seg_name, torn_start, torn_bytes)?;
     // Only once the bytes are safe elsewhere is the segment cut.
     file.set_len(torn_start)
         .and_then(|()| file.sync_all())
         .map_err(at)?;
     tracing::warn!(segment = %seg_name, offset = torn_start, bytes = torn_bytes.len(),
         "cut a torn record from the end of an audit segment");
-    Ok(Some(TornTail {
-        segment: seg_name,
-        offset: torn_start,
-        bytes: torn_bytes.len() as u64,
-        sha256: Digest(Sha256::digest(torn_bytes).into()),
-        set_aside_as: aside,
-    }))
+    Ok(Some(torn))
+}
+
+/// Copies a torn tail's bytes durably into a pending side file, unless an
+/// earlier open that crashed before its cut already did (same segment,
+/// offset and bytes: that file is reused rather than copied twice).
+fn set_aside(dir: &Path, segment: &str, offset: u64, bytes: &[u8]) -> Result<TornTail, OpenError> {
+    let torn = |set_aside_as: String| TornTail {
+        segment: segment.to_owned(),
+        offset,
+        bytes: bytes.len() as u64,
+        sha256: Digest(Sha256::digest(bytes).into()),
+        set_aside_as,
+    };
+    let stem = format!(
+        "torn-{}-{offset}-",
+        segment.trim_end_matches(SEGMENT_SUFFIX)
+    );
+    for earlier in pending_torn(dir)? {
+        if earlier.set_aside_as.starts_with(&stem) && earlier == torn(earlier.set_aside_as.clone())
+        {
+            return Ok(earlier);
+        }
+    }
+    let name = format!("{stem}{}.bin", Utc::now().timestamp_millis());
+    let path = dir.join(format!("{name}{PENDING_SUFFIX}"));
+    let io = |source| OpenError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut out = fs::create_private(&path).map_err(io)?;
+    out.write_all(bytes)
+        .and_then(|()| out.sync_all())
+        .map_err(io)?;
+    Ok(torn(name))
+}
+
+/// The torn tails whose side files are still pending: cut by an open whose
+/// start never recorded them. Each is described from its file: the name
+/// says the segment and offset, the bytes the rest.
+fn pending_torn(dir: &Path) -> Result<Vec<TornTail>, OpenError> {
+    let at = |source| OpenError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(at)? {
+        let entry = entry.map_err(at)?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let Some(set_aside_as) = name.strip_suffix(PENDING_SUFFIX) else {
+            continue;
+        };
+        let Some((segment, offset)) = parse_torn_name(set_aside_as) else {
+            continue;
+        };
+        let path = entry.path();
+        let corrupt = |reason: String| OpenError::CorruptTail {
+            path: path.clone(),
+            reason,
+        };
+        let file = fs::open_read(&path).map_err(|e| corrupt(e.to_string()))?;
+        let limit = (MAX_RECORD_BYTES as u64)
+            .saturating_add(1)
+            .saturating_mul(2);
+        let mut bytes = Vec::new();
+        file.take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| corrupt(e.to_string()))?;
+        if bytes.len() as u64 > limit {
+            return Err(corrupt(format!(
+                "a pending torn tail is longer than the {limit} bytes a torn tail can be; \
+                 move it out of the audit directory"
+            )));
+        }
+        found.push(TornTail {
+            segment,
+            offset,
+            bytes: bytes.len() as u64,
+            sha256: Digest(Sha256::digest(&bytes).into()),
+            set_aside_as: set_aside_as.to_owned(),
+        });
+    }
+    found.sort_by(|a, b| a.set_aside_as.cmp(&b.set_aside_as));
+    Ok(found)
+}
+
+/// The segment and offset a side file's name `torn-<stem>-<offset>-<millis>.bin` gives.
+fn parse_torn_name(name: &str) -> Option<(String, u64)> {
+    let rest = name.strip_prefix("torn-")?.strip_suffix(".bin")?;
+    let (rest, millis) = rest.rsplit_once('-')?;
+    let (stem, offset) = rest.rsplit_once('-')?;
+    millis.parse::<i64>().ok()?;
+    let segment = format!("{stem}{SEGMENT_SUFFIX}");
+    parse_segment_name(&segment)?;
+    Some((segment, offset.parse().ok()?))
+}
+
+/// Gives the side files of `torn` their final names, once their recovery
+/// records are durable, so that no later open reports them again.
+pub(crate) fn settle_torn(dir: &Path, torn: &[TornTail]) -> io::Result<()> {
+    for t in torn {
+        let final_path = dir.join(&t.set_aside_as);
+        let pending = dir.join(format!("{}{PENDING_SUFFIX}", t.set_aside_as));
+        std::fs::rename(&pending, &final_path)?;
+        fs::sync_parent_dir(&final_path)?;
+    }
+    Ok(())
 }
 
 /// The UTC date of the first record of `segment`, if it has one that

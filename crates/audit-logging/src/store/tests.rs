@@ -25,7 +25,7 @@ pub(crate) fn write_log_ending_at(dir: &Path, key: &AuditKey, last_seq: u64) {
     store.sync().unwrap();
 }
 
-fn open(dir: &Path, key: &AuditKey) -> Result<(Store, Option<TornTail>), OpenError> {
+fn open(dir: &Path, key: &AuditKey) -> Result<(Store, Vec<TornTail>), OpenError> {
     Store::open(dir, Some(key), test_config(1 << 20))
 }
 
@@ -50,7 +50,7 @@ fn new_store_is_private_and_starts_at_genesis() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit");
     let (store, torn) = open(&audit, &AuditKey::generate().unwrap()).unwrap();
-    assert!(torn.is_none());
+    assert!(torn.is_empty());
     assert_eq!(
         store.head(),
         ChainHead {
@@ -81,7 +81,7 @@ fn reopening_continues_from_the_last_record() {
     let head = store.head();
     drop(store);
     let (store, torn) = open(dir.path(), &key).unwrap();
-    assert!(torn.is_none());
+    assert!(torn.is_empty());
     assert_eq!(store.head(), head);
     assert_eq!(head.last_seq, 3);
 }
@@ -101,13 +101,74 @@ fn torn_tail_is_cut_kept_aside_and_reported() {
     std::io::Write::write_all(&mut f, b"{\"v\":1,\"seq\":2,\"ts\":\"2026").unwrap();
 
     let (store, torn) = open(dir.path(), &key).unwrap();
-    let torn = torn.expect("torn tail reported");
+    let [torn] = torn.as_slice() else {
+        panic!("expected one torn tail, got {torn:?}");
+    };
     assert_eq!(torn.offset, clean_len);
     assert_eq!(torn.bytes, 25);
     assert_eq!(store.head(), head);
     assert_eq!(fs::metadata(&seg).unwrap().len(), clean_len);
+    // Kept under its pending name until the recovery is recorded.
+    let pending = dir
+        .path()
+        .join(format!("{}{PENDING_SUFFIX}", torn.set_aside_as));
+    assert_eq!(
+        fs::read(&pending).unwrap(),
+        b"{\"v\":1,\"seq\":2,\"ts\":\"2026"
+    );
+    drop(store);
+
+    // An open that never got to record it reports the same tail again,
+    // from its side file.
+    let (store, again) = open(dir.path(), &key).unwrap();
+    assert_eq!(again.as_slice(), std::slice::from_ref(torn));
+    drop(store);
+
+    // A crash after the copy but before the cut leaves the tail in the
+    // segment too: the copy is reused, not made twice.
+    let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"v\":1,\"seq\":2,\"ts\":\"2026").unwrap();
+    let (store, again) = open(dir.path(), &key).unwrap();
+    assert_eq!(again.as_slice(), std::slice::from_ref(torn));
+    assert_eq!(fs::metadata(&seg).unwrap().len(), clean_len);
+
+    // Once recorded, it takes its final name and is reported no more.
+    settle_torn(dir.path(), &again).unwrap();
+    assert!(!pending.exists());
     let kept = fs::read(dir.path().join(&torn.set_aside_as)).unwrap();
     assert_eq!(kept, b"{\"v\":1,\"seq\":2,\"ts\":\"2026");
+    drop(store);
+    assert!(open(dir.path(), &key).unwrap().1.is_empty());
+}
+
+#[test]
+fn only_well_formed_side_file_names_count_as_pending_torn_tails() {
+    assert_eq!(
+        parse_torn_name("torn-seg-00000000000000000042-1234-1764800000000.bin"),
+        Some((segment_name(42), 1234))
+    );
+    for bad in [
+        "torn-seg-00000000000000000042-1234.bin",
+        "torn-seg-00000000000000000042-x-1764800000000.bin",
+        "torn-seg-42-1234-1764800000000.bin",
+        "torn-../../etc-1-2.bin",
+        "torn-seg-00000000000000000042-1234-1764800000000.txt",
+        "seg-00000000000000000042-1234-1764800000000.bin",
+    ] {
+        assert_eq!(parse_torn_name(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn an_oversized_pending_side_file_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate().unwrap();
+    drop(open(dir.path(), &key).unwrap());
+    let name = format!("torn-seg-00000000000000000001-0-1764800000000.bin{PENDING_SUFFIX}");
+    let big = vec![b'x'; 2 * (MAX_RECORD_BYTES + 1) + 1];
+    fs::write(dir.path().join(&name), big).unwrap();
+    let err = open(dir.path(), &key).err().unwrap();
+    assert!(err.to_string().contains("move it out"), "{err}");
 }
 
 #[test]
@@ -723,8 +784,14 @@ fn every_file_the_store_creates_or_replaces_is_made_durable_in_the_directory() {
         .open(dir.join(segment_name(2)))
         .unwrap();
     std::io::Write::write_all(&mut f, b"{\"v\":2,\"seq\"").unwrap();
-    let mut torn = None;
+    let mut torn = Vec::new();
     let synced = entries_synced_by(|| torn = open(dir, &key).unwrap().1);
-    let aside = dir.join(torn.unwrap().set_aside_as);
+    let aside = dir.join(format!("{}{PENDING_SUFFIX}", torn[0].set_aside_as));
     assert!(synced.contains(&aside), "{synced:?}");
+    // And its final name, once recorded.
+    let synced = entries_synced_by(|| settle_torn(dir, &torn).unwrap());
+    assert!(
+        synced.contains(&dir.join(&torn[0].set_aside_as)),
+        "{synced:?}"
+    );
 }
