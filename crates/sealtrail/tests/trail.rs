@@ -90,6 +90,34 @@ fn verify_exits_0_and_reports_intact_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["status"], "intact");
     assert_eq!(v["report"]["records"], 8);
+    assert_eq!(v["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn verify_warns_about_an_audit_directory_others_can_write_without_changing_the_verdict() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    fs::set_permissions(dir.path().join("audit"), fs::Permissions::from_mode(0o777)).unwrap();
+    let out = sealtrail()
+        .arg("verify")
+        .args(args(dir.path()))
+        .arg("--json")
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["status"], "intact");
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{v}");
+    assert!(warnings[0].as_str().unwrap().contains("chmod 700"), "{v}");
+    let text = sealtrail()
+        .arg("verify")
+        .args(args(dir.path()))
+        .assert()
+        .success();
+    let text = String::from_utf8(text.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("warning: the audit directory"), "{text}");
+    assert!(text.contains("mode 0777"), "{text}");
 }
 
 #[test]

@@ -121,8 +121,27 @@ pub fn report_json(dir: &Path, report: &VerifyReport) -> serde_json::Value {
     json!({
         "audit_dir": dir,
         "status": if report.is_intact() { "intact" } else { "tampered" },
+        "warnings": directory_warnings(dir),
         "report": report,
     })
+}
+
+/// What the verdict cannot see: an audit directory other users may write
+/// to (which the writer refuses to use) could have had segments replaced
+/// by someone without any key, so only checkpoints and anchors pin what it
+/// held. A warning, not a finding: the records themselves verified.
+fn directory_warnings(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.mode() & 0o022 != 0 => vec![format!(
+            "the audit directory {} has mode {:04o}: other users can delete or replace its \
+             files; the writer refuses such a directory; run `chmod 700 {}`",
+            shown(dir),
+            meta.mode() & 0o7777,
+            shown(dir)
+        )],
+        _ => Vec::new(),
+    }
 }
 
 pub fn print_report(dir: &Path, report: &VerifyReport) -> anyhow::Result<()> {
@@ -132,6 +151,9 @@ pub fn print_report(dir: &Path, report: &VerifyReport) -> anyhow::Result<()> {
         "TAMPERED"
     };
     outln!("audit trail {}: {status}", shown(dir));
+    for warning in directory_warnings(dir) {
+        outln!("  warning: {warning}");
+    }
     outln!(
         "  segments {}  records verified {}  last seq {}",
         report.segments,
