@@ -23,6 +23,17 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+/// `eprintln!` that never panics: stderr carries notes for people, and a
+/// closed or full one must not replace the command's exit code with a
+/// panic's.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use errln;
+
 /// A path as it may be shown on a terminal: control and bidi characters
 /// escaped, so a hostile file name cannot rewrite the screen.
 pub fn shown(path: &Path) -> Text {

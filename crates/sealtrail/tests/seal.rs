@@ -332,3 +332,19 @@ fn zero_byte_or_nonsense_shard_sizes_are_usage_errors() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn a_full_stderr_keeps_the_exit_code_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealtrail"))
+        .current_dir(dir.path())
+        .args(["seal", "no-such-model.safetensors"])
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

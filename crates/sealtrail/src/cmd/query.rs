@@ -11,7 +11,7 @@ use audit_logging::query::{Filter, QueriedRecord, query};
 use crate::Outcome;
 use crate::cli::{DEFAULT_KEY_FILE, QueryArgs};
 use crate::cmd::verify::load_key;
-use crate::output::{shown, summarize};
+use crate::output::{errln, shown, summarize};
 
 pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
     let filter = filter(args)?;
@@ -56,7 +56,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
         }
     }
     if key.is_none() {
-        eprintln!("note: the chain was not verified; pass --key to verify it while reading");
+        errln!("note: the chain was not verified; pass --key to verify it while reading");
     }
     Ok(Outcome::Success)
 }
