@@ -449,3 +449,20 @@ fn a_checkpoints_directory_swapped_for_a_link_is_refused_not_followed() {
         "{v}"
     );
 }
+
+#[test]
+fn a_file_that_is_not_a_proof_still_gets_json_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    fs::write(dir.path().join("garbage.json"), "{").unwrap();
+    for proof in ["garbage.json", "no-such-proof.json"] {
+        let (code, report) =
+            verify_json(dir.path(), &["--checkpoint-key", &vkey, "--proof", proof]);
+        assert_eq!(code, 2, "{report}");
+        assert_eq!(report["status"], "error", "{report}");
+        assert!(
+            report["error"].as_str().unwrap().contains(proof),
+            "{report}"
+        );
+    }
+}

@@ -348,3 +348,37 @@ fn a_full_stderr_keeps_the_exit_code_instead_of_panicking() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[test]
+fn seal_json_prints_json_when_the_model_is_refused_or_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    std::fs::write(
+        dir.path().join("junk.safetensors"),
+        b"\x05\0\0\0\0\0\0\0{}{}{",
+    )
+    .unwrap();
+    let wrong = "00".repeat(32);
+    let cases: [(&[&str], i32, &str); 3] = [
+        (
+            &["junk.safetensors", "--expected-sha256", &wrong],
+            1,
+            "rejected",
+        ),
+        (&["junk.safetensors"], 2, "error"),
+        (&["no-such-model.safetensors"], 2, "error"),
+    ];
+    for (args, code, status) in cases {
+        let out = sealtrail(dir.path())
+            .args(["seal", "--json"])
+            .args(args)
+            .assert()
+            .code(code);
+        let report = json(&out);
+        assert_eq!(report["status"], status, "{report}");
+        assert!(
+            report["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{report}"
+        );
+    }
+}

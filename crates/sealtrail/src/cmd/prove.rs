@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::ProveCommand;
-use crate::output::{outln, shown};
+use crate::output::{describe, outln, shown};
 
 pub fn run(command: &ProveCommand) -> anyhow::Result<Outcome> {
     let (proof, out) = match command {
@@ -52,6 +52,18 @@ pub fn run(command: &ProveCommand) -> anyhow::Result<Outcome> {
 /// Checks the proof file `path` with the verifier key `vkey`: exit 0 when it
 /// holds, 1 when it does not, 2 when it is not a proof at all.
 pub fn check(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
+    let result = check_file(path, vkey, json);
+    // Scripts asked for JSON: they get JSON, and still exit 2.
+    if let (true, Err(err)) = (json, &result) {
+        outln!(
+            "{}",
+            json!({ "proof": path, "status": "error", "error": describe(err) })
+        );
+    }
+    result
+}
+
+fn check_file(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
     let trusted = NoteVerifier::parse(vkey.trim())
         .context("--checkpoint-key is not a checkpoint verifier key (<name>+<hash>+<key>)")?;
     let bytes = read_bounded(path)?;

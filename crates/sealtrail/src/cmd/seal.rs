@@ -21,9 +21,27 @@ use crate::cmd::sealing::{
     seal_with_progress, verify_all,
 };
 use crate::cmd::verify::load_key;
-use crate::output::{outln, shown};
+use crate::output::{describe, outln, shown};
 
 pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
+    let result = seal(args);
+    // Scripts asked for JSON: they get JSON on an error too, with the same
+    // exit code (1 for a model refused as not the expected one, else 2).
+    if let (true, Err(err)) = (args.json, &result) {
+        let status = if crate::is_verification_failure(err) {
+            "rejected"
+        } else {
+            "error"
+        };
+        outln!(
+            "{}",
+            json!({ "model": args.model, "status": status, "error": describe(err) })
+        );
+    }
+    result
+}
+
+fn seal(args: &SealArgs) -> anyhow::Result<Outcome> {
     // Input first: a typo in the path must not open, or write to, the trail.
     let model_path = std::fs::canonicalize(&args.model)
         .with_context(|| format!("cannot open the model {}", shown(&args.model)))?;
