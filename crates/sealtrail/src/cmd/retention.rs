@@ -14,6 +14,20 @@ use crate::cmd::verify::{load_key, print_report, report_json, verifier_key};
 use crate::output::{outln, shown};
 
 pub fn run(args: &RetentionArgs) -> anyhow::Result<Outcome> {
+    let result = retire(args);
+    // Scripts asked for JSON: they get JSON on every error, a bad key or
+    // anchor included, and still the error's exit code.
+    if let (true, Err(err)) = (args.json, &result) {
+        outln!(
+            "{}",
+            json!({ "audit_dir": args.trail.audit_dir, "status": "error",
+                    "error": crate::output::describe(err) })
+        );
+    }
+    result
+}
+
+fn retire(args: &RetentionArgs) -> anyhow::Result<Outcome> {
     let dir = &args.trail.audit_dir;
     let key = load_key(&args.trail.key)?;
     let trusted = verifier_key(&args.checkpoint_key, &key, true)?;
@@ -59,16 +73,8 @@ pub fn run(args: &RetentionArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::VerificationFailed)
         }
         Err(err) => {
-            let err = anyhow::Error::new(err)
-                .context(format!("cannot retire segments of {}", shown(dir)));
-            if args.json {
-                outln!(
-                    "{}",
-                    json!({ "audit_dir": dir, "status": "error",
-                            "error": crate::output::describe(&err) })
-                );
-            }
-            Err(err)
+            Err(anyhow::Error::new(err)
+                .context(format!("cannot retire segments of {}", shown(dir))))
         }
     }
 }
