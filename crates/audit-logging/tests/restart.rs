@@ -189,3 +189,34 @@ fn two_loggers_cannot_write_one_directory_at_once() {
             .is_intact()
     );
 }
+
+#[test]
+fn a_newest_segment_replaced_by_a_link_or_a_fifo_is_refused_by_name() {
+    for replacement in ["link", "fifo"] {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), &key(), 2, u64::MAX);
+        let newest = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .max()
+            .unwrap();
+        let moved = dir.path().join("elsewhere");
+        std::fs::rename(&newest, &moved).unwrap();
+        if replacement == "link" {
+            std::os::unix::fs::symlink(&moved, &newest).unwrap();
+        } else {
+            let name = std::ffi::CString::new(newest.to_str().unwrap()).unwrap();
+            // SAFETY: mkfifo with a valid C string.
+            assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        }
+        let err = AuditLogger::open(LoggerConfig::new(dir.path()), key()).unwrap_err();
+        let text = err.to_string();
+        let named = if replacement == "link" {
+            "never followed"
+        } else {
+            "not a regular file"
+        };
+        assert!(text.contains(named), "{replacement}: {text}");
+    }
+}
