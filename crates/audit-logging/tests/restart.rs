@@ -220,3 +220,17 @@ fn a_newest_segment_replaced_by_a_link_or_a_fifo_is_refused_by_name() {
         assert!(text.contains(named), "{replacement}: {text}");
     }
 }
+
+#[test]
+fn a_writer_lock_that_is_a_symbolic_link_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &key(), 2, u64::MAX);
+    let lock = dir.path().join("writer.lock");
+    let _ = std::fs::remove_file(&lock);
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), &lock).unwrap();
+    let err = AuditLogger::open(LoggerConfig::new(dir.path()), key()).unwrap_err();
+    // The bare ELOOP says "Too many levels of symbolic links"; the
+    // explanation says what to do.
+    assert!(err.to_string().contains("never followed"), "{err}");
+    assert!(!dir.path().join("elsewhere").exists());
+}

@@ -159,6 +159,7 @@ pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+        .map_err(explain_symlink)
 }
 
 /// Fsyncs the directory holding `path`, so a created, renamed or removed
