@@ -466,3 +466,37 @@ fn a_file_that_is_not_a_proof_still_gets_json_with_json() {
         );
     }
 }
+
+#[test]
+fn out_files_that_are_symbolic_links_are_refused_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_trail(dir.path());
+    let victim = dir.path().join("victim.txt");
+    fs::write(&victim, "keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("out.link")).unwrap();
+    let commands: [&[&str]; 2] = [
+        &["checkpoint", "export", "--out", "out.link"],
+        &["prove", "inclusion", "1", "--out", "out.link"],
+    ];
+    for args in commands {
+        let out = sealtrail(dir.path()).args(args).assert().code(2);
+        let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(err.contains("symbolic link"), "{args:?}: {err}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me", "{args:?}");
+    }
+    // A regular file there is still replaced, as before.
+    fs::write(
+        dir.path().join("anchor.note"),
+        "an older, longer anchor file\n".repeat(20),
+    )
+    .unwrap();
+    sealtrail(dir.path())
+        .args(["checkpoint", "export", "--out", "anchor.note"])
+        .assert()
+        .success();
+    let note = fs::read_to_string(dir.path().join("anchor.note")).unwrap();
+    assert!(
+        note.starts_with("sealtrail/") && !note.contains("older"),
+        "{note}"
+    );
+}

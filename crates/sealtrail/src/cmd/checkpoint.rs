@@ -9,7 +9,7 @@ use audit_logging::logtree::{list_checkpoints, read_checkpoint};
 
 use crate::Outcome;
 use crate::cli::{CheckpointCommand, ExportArgs};
-use crate::output::{describe, errln, outln, shown};
+use crate::output::{describe, errln, outln, shown, write_out_file};
 
 pub fn run(command: &CheckpointCommand) -> anyhow::Result<Outcome> {
     match command {
@@ -83,7 +83,7 @@ fn write_note(args: &ExportArgs, size: u64, note: &[u8], signed: bool) -> anyhow
             errln!("exported the checkpoint of {size} records ({checked})");
         }
         Some(out) => {
-            std::fs::write(out, note).with_context(|| format!("cannot write {}", shown(out)))?;
+            write_out_file(out, note)?;
             outln!(
                 "wrote the checkpoint of {size} records to {} ({checked}); keep it off this host \
                  and check the trail against it with `sealtrail verify --anchor`",

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::ProveCommand;
-use crate::output::{describe, outln, shown};
+use crate::output::{describe, outln, shown, write_out_file};
 
 pub fn run(command: &ProveCommand) -> anyhow::Result<Outcome> {
     let (proof, out) = match command {
@@ -38,8 +38,7 @@ pub fn run(command: &ProveCommand) -> anyhow::Result<Outcome> {
     match out {
         None => outln!("{text}"),
         Some(path) => {
-            std::fs::write(path, format!("{text}\n"))
-                .with_context(|| format!("cannot write {}", shown(path)))?;
+            write_out_file(path, format!("{text}\n").as_bytes())?;
             outln!(
                 "wrote the proof to {}; check it with `sealtrail verify --proof`",
                 shown(path)
