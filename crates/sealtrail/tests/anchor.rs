@@ -500,3 +500,54 @@ fn out_files_that_are_symbolic_links_are_refused_not_followed() {
         "{note}"
     );
 }
+
+#[test]
+fn keygen_writes_every_key_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    // One file named for two keys, however it is spelled.
+    sealtrail(dir.path())
+        .args([
+            "keygen",
+            "--out",
+            "k.key",
+            "--checkpoint-key-out",
+            "./k.key",
+        ])
+        .assert()
+        .code(2);
+    sealtrail(dir.path())
+        .args(["keygen", "--out", "a.key", "--seal-key-out", "a.key"])
+        .assert()
+        .code(2);
+    // A checkpoint or seal key that cannot be written takes the others back.
+    sealtrail(dir.path())
+        .args([
+            "keygen",
+            "--out",
+            "b.key",
+            "--checkpoint-key-out",
+            "missing/c.key",
+        ])
+        .assert()
+        .code(2);
+    sealtrail(dir.path())
+        .args([
+            "keygen",
+            "--out",
+            "d.key",
+            "--seal-key-out",
+            "missing/s.key",
+        ])
+        .assert()
+        .code(2);
+    let left: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "keygen left {left:?}");
+    // And then the same names work.
+    sealtrail(dir.path())
+        .args(["keygen", "--out", "k.key"])
+        .assert()
+        .success();
+}
