@@ -234,3 +234,26 @@ fn a_writer_lock_that_is_a_symbolic_link_is_refused_by_name() {
     assert!(err.to_string().contains("never followed"), "{err}");
     assert!(!dir.path().join("elsewhere").exists());
 }
+
+#[test]
+fn starts_that_cannot_save_the_writer_key_never_leave_it_two_epochs_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &key(), 2, u64::MAX);
+    // A directory under the key's temporary name makes every save of
+    // writer.key fail, as a full disk does.
+    let blocker = dir.path().join("writer.key.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("x"), b"x").unwrap();
+    for _ in 0..3 {
+        // Whether a start fails or runs, it must leave a trail that the
+        // next start, with only the writer key, can continue.
+        if let Ok(logger) = AuditLogger::resume(LoggerConfig::new(dir.path())) {
+            let _ = logger.shutdown();
+        }
+    }
+    std::fs::remove_dir_all(&blocker).unwrap();
+    let logger = AuditLogger::resume(LoggerConfig::new(dir.path()))
+        .unwrap_or_else(|e| panic!("the trail cannot be continued: {e}"));
+    logger.shutdown().unwrap();
+    assert_intact(dir.path(), &key());
+}
