@@ -69,6 +69,12 @@ pub fn write_out_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", shown(path)))
 }
 
+/// A path for JSON output: its lossy UTF-8 form, since `serde_json` cannot
+/// serialize a path that is not UTF-8 (and `json!` would panic on one).
+pub fn json_path(path: &Path) -> String {
+    path.display().to_string()
+}
+
 /// A path as it may be shown on a terminal: control and bidi characters
 /// escaped, so a hostile file name cannot rewrite the screen.
 pub fn shown(path: &Path) -> Text {

@@ -382,3 +382,26 @@ fn seal_json_prints_json_when_the_model_is_refused_or_unreadable() {
         );
     }
 }
+
+#[test]
+fn seal_json_names_a_model_whose_file_name_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    let name = std::ffi::OsStr::from_bytes(b"model-\xff.safetensors");
+    let views = vec![(
+        "w",
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &[0u8; 16]).unwrap(),
+    )];
+    safetensors::serialize_to_file(views, None, &dir.path().join(name)).unwrap();
+    let out = sealtrail(dir.path())
+        .args(["seal", "--json"])
+        .arg(name)
+        .assert()
+        .success();
+    let report = json(&out);
+    assert!(
+        report["model"].as_str().unwrap().contains("model-"),
+        "{report}"
+    );
+}

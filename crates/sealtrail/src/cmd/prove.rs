@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::ProveCommand;
-use crate::output::{describe, outln, shown, write_out_file};
+use crate::output::{describe, json_path, outln, shown, write_out_file};
 
 pub fn run(command: &ProveCommand) -> anyhow::Result<Outcome> {
     let (proof, out) = match command {
@@ -56,7 +56,7 @@ pub fn check(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
     if let (true, Err(err)) = (json, &result) {
         outln!(
             "{}",
-            json!({ "proof": path, "status": "error", "error": describe(err) })
+            json!({ "proof": json_path(path), "status": "error", "error": describe(err) })
         );
     }
     result
@@ -71,7 +71,7 @@ fn check_file(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
             if json {
                 outln!(
                     "{}",
-                    json!({ "proof": path, "status": "valid", "summary": summary })
+                    json!({ "proof": json_path(path), "status": "valid", "summary": summary })
                 );
             } else {
                 outln!("proof {}: VALID", shown(path));
@@ -83,7 +83,7 @@ fn check_file(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
             if json {
                 outln!(
                     "{}",
-                    json!({ "proof": path, "status": "invalid", "reason": reason })
+                    json!({ "proof": json_path(path), "status": "invalid", "reason": reason })
                 );
             } else {
                 outln!("proof {}: INVALID", shown(path));

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::Outcome;
 use crate::cli::RetentionArgs;
 use crate::cmd::verify::{load_key, print_report, report_json, verifier_key};
-use crate::output::{outln, shown};
+use crate::output::{json_path, outln, shown};
 
 pub fn run(args: &RetentionArgs) -> anyhow::Result<Outcome> {
     let result = retire(args);
@@ -20,7 +20,7 @@ pub fn run(args: &RetentionArgs) -> anyhow::Result<Outcome> {
     if let (true, Err(err)) = (args.json, &result) {
         outln!(
             "{}",
-            json!({ "audit_dir": args.trail.audit_dir, "status": "error",
+            json!({ "audit_dir": json_path(&args.trail.audit_dir), "status": "error",
                     "error": crate::output::describe(err) })
         );
     }
@@ -55,7 +55,7 @@ fn retire(args: &RetentionArgs) -> anyhow::Result<Outcome> {
                 };
                 outln!(
                     "{}",
-                    json!({ "audit_dir": dir, "status": status, "retention": report })
+                    json!({ "audit_dir": json_path(dir), "status": status, "retention": report })
                 );
             } else {
                 print_retention(&report)?;

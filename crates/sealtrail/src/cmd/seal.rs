@@ -21,7 +21,7 @@ use crate::cmd::sealing::{
     seal_with_progress, verify_all,
 };
 use crate::cmd::verify::load_key;
-use crate::output::{describe, outln, shown};
+use crate::output::{describe, json_path, outln, shown};
 
 pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
     let result = seal(args);
@@ -35,7 +35,7 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
         };
         outln!(
             "{}",
-            json!({ "model": args.model, "status": status, "error": describe(err) })
+            json!({ "model": json_path(&args.model), "status": status, "error": describe(err) })
         );
     }
     result
@@ -126,7 +126,7 @@ fn seal(args: &SealArgs) -> anyhow::Result<Outcome> {
 
     if args.json {
         let mut out = json!({
-            "model": target.path(),
+            "model": json_path(target.path()),
             "files": files.iter().map(|f| json!({
                 "name": f.name, "file_sha256": f.sha256.to_hex(), "file_bytes": f.bytes,
             })).collect::<Vec<_>>(),
@@ -135,7 +135,7 @@ fn seal(args: &SealArgs) -> anyhow::Result<Outcome> {
             "device": info.device.to_string(),
             "shards": rows,
             "all_verified": all_verified,
-            "audit_dir": dir,
+            "audit_dir": json_path(dir),
             "audit_last_seq": report.last_seq,
             "checkpoints_signed": signs_checkpoints,
             "seal_key_id": seal_key_id.to_string(),
