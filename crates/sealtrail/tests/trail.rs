@@ -340,3 +340,25 @@ fn json_reports_about_paths_that_are_not_utf8_do_not_panic() {
         assert!(report["status"].is_string(), "{report}");
     }
 }
+
+#[test]
+fn query_names_the_key_it_picked_up_when_it_is_another_trails() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    // ./sealtrail.key of another trail, picked up without --key.
+    let cwd = tempfile::tempdir().unwrap();
+    sealtrail()
+        .current_dir(cwd.path())
+        .arg("keygen")
+        .assert()
+        .success();
+    let out = sealtrail()
+        .current_dir(cwd.path())
+        .args(["query", "--audit-dir"])
+        .arg(dir.path().join("audit"))
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("with the key sealtrail.key"), "{err}");
+    assert!(err.contains("--key"), "{err}");
+}
