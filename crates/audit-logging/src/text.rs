@@ -16,6 +16,7 @@
 //! terminal of the person reading them.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -95,6 +96,24 @@ impl From<&String> for Text {
 impl Serialize for Text {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
+    }
+}
+
+/// Serializes a path as its lossy UTF-8 display form. A derived
+/// `Serialize` of a `PathBuf` fails on a name that is not UTF-8, and a
+/// report about a trail must not fail because of the trail's file names.
+pub(crate) fn serialize_path<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&path.display())
+}
+
+/// [`serialize_path`] for an optional path.
+pub(crate) fn serialize_opt_path<S: Serializer>(
+    path: &Option<PathBuf>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(path) => serializer.serialize_some(&path.display().to_string()),
+        None => serializer.serialize_none(),
     }
 }
 

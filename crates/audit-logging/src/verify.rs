@@ -223,6 +223,7 @@ pub struct Finding {
     /// What is wrong.
     pub kind: FindingKind,
     /// The segment file.
+    #[serde(serialize_with = "crate::text::serialize_path")]
     pub segment: PathBuf,
     /// 1-based line within the segment; 0 when the finding is about the
     /// file as a whole (a missing segment, a bad checkpoint file).

@@ -189,3 +189,71 @@ fn two_loggers_cannot_write_one_directory_at_once() {
             .is_intact()
     );
 }
+
+#[test]
+fn a_newest_segment_replaced_by_a_link_or_a_fifo_is_refused_by_name() {
+    for replacement in ["link", "fifo"] {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), &key(), 2, u64::MAX);
+        let newest = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .max()
+            .unwrap();
+        let moved = dir.path().join("elsewhere");
+        std::fs::rename(&newest, &moved).unwrap();
+        if replacement == "link" {
+            std::os::unix::fs::symlink(&moved, &newest).unwrap();
+        } else {
+            let name = std::ffi::CString::new(newest.to_str().unwrap()).unwrap();
+            // SAFETY: mkfifo with a valid C string.
+            assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        }
+        let err = AuditLogger::open(LoggerConfig::new(dir.path()), key()).unwrap_err();
+        let text = err.to_string();
+        let named = if replacement == "link" {
+            "never followed"
+        } else {
+            "not a regular file"
+        };
+        assert!(text.contains(named), "{replacement}: {text}");
+    }
+}
+
+#[test]
+fn a_writer_lock_that_is_a_symbolic_link_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &key(), 2, u64::MAX);
+    let lock = dir.path().join("writer.lock");
+    let _ = std::fs::remove_file(&lock);
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), &lock).unwrap();
+    let err = AuditLogger::open(LoggerConfig::new(dir.path()), key()).unwrap_err();
+    // The bare ELOOP says "Too many levels of symbolic links"; the
+    // explanation says what to do.
+    assert!(err.to_string().contains("never followed"), "{err}");
+    assert!(!dir.path().join("elsewhere").exists());
+}
+
+#[test]
+fn starts_that_cannot_save_the_writer_key_never_leave_it_two_epochs_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &key(), 2, u64::MAX);
+    // A directory under the key's temporary name makes every save of
+    // writer.key fail, as a full disk does.
+    let blocker = dir.path().join("writer.key.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("x"), b"x").unwrap();
+    for _ in 0..3 {
+        // Whether a start fails or runs, it must leave a trail that the
+        // next start, with only the writer key, can continue.
+        if let Ok(logger) = AuditLogger::resume(LoggerConfig::new(dir.path())) {
+            let _ = logger.shutdown();
+        }
+    }
+    std::fs::remove_dir_all(&blocker).unwrap();
+    let logger = AuditLogger::resume(LoggerConfig::new(dir.path()))
+        .unwrap_or_else(|e| panic!("the trail cannot be continued: {e}"));
+    logger.shutdown().unwrap();
+    assert_intact(dir.path(), &key());
+}

@@ -84,7 +84,8 @@ pub struct InclusionArgs {
     /// Audit directory.
     #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
     pub audit_dir: PathBuf,
-    /// Write the proof to this file instead of standard output.
+    /// Write the proof to this file (replacing it; a symbolic link is refused) instead of
+    /// standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -98,7 +99,8 @@ pub struct ConsistencyArgs {
     /// Audit directory.
     #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
     pub audit_dir: PathBuf,
-    /// Write the proof to this file instead of standard output.
+    /// Write the proof to this file (replacing it; a symbolic link is refused) instead of
+    /// standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -115,7 +117,8 @@ pub struct ExportArgs {
     /// Audit directory.
     #[arg(long, env = "SEALTRAIL_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
     pub audit_dir: PathBuf,
-    /// Write the checkpoint to this file (replacing it) instead of standard output.
+    /// Write the checkpoint to this file (replacing it; a symbolic link is refused) instead of
+    /// standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Checkpoint verifier key (`<name>+<hash>+<key>`): export only a checkpoint it signed.

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::VerificationFailed) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("error: {}", output::describe(&err));
+            output::errln!("error: {}", output::describe(&err));
             ExitCode::from(if is_verification_failure(&err) { 1 } else { 2 })
         }
     }

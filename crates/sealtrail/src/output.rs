@@ -23,6 +23,58 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+/// `eprintln!` that never panics: stderr carries notes for people, and a
+/// closed or full one must not replace the command's exit code with a
+/// panic's.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use errln;
+
+/// Writes `bytes` to the file `path` names, replacing it, for `--out`
+/// options. A symbolic link there is refused rather than followed (this
+/// tool often runs as root, and a planted link would make it overwrite
+/// whatever the link names), and so is anything but a regular file.
+pub fn write_out_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    use anyhow::Context as _;
+
+    // O_NONBLOCK: a FIFO there fails the open instead of hanging it.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => anyhow::anyhow!(
+                "{} is a symbolic link, which is never followed; give the real path",
+                shown(path)
+            ),
+            _ => anyhow::Error::new(e).context(format!("cannot write {}", shown(path))),
+        })?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot write {}", shown(path)))?;
+    if !meta.is_file() {
+        anyhow::bail!("cannot write {}: not a regular file", shown(path));
+    }
+    file.set_len(0)
+        .and_then(|()| file.write_all(bytes))
+        .with_context(|| format!("cannot write {}", shown(path)))
+}
+
+/// A path for JSON output: its lossy UTF-8 form, since `serde_json` cannot
+/// serialize a path that is not UTF-8 (and `json!` would panic on one).
+pub fn json_path(path: &Path) -> String {
+    path.display().to_string()
+}
+
 /// A path as it may be shown on a terminal: control and bidi characters
 /// escaped, so a hostile file name cannot rewrite the screen.
 pub fn shown(path: &Path) -> Text {

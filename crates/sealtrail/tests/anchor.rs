@@ -449,3 +449,105 @@ fn a_checkpoints_directory_swapped_for_a_link_is_refused_not_followed() {
         "{v}"
     );
 }
+
+#[test]
+fn a_file_that_is_not_a_proof_still_gets_json_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    fs::write(dir.path().join("garbage.json"), "{").unwrap();
+    for proof in ["garbage.json", "no-such-proof.json"] {
+        let (code, report) =
+            verify_json(dir.path(), &["--checkpoint-key", &vkey, "--proof", proof]);
+        assert_eq!(code, 2, "{report}");
+        assert_eq!(report["status"], "error", "{report}");
+        assert!(
+            report["error"].as_str().unwrap().contains(proof),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn out_files_that_are_symbolic_links_are_refused_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_trail(dir.path());
+    let victim = dir.path().join("victim.txt");
+    fs::write(&victim, "keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("out.link")).unwrap();
+    let commands: [&[&str]; 2] = [
+        &["checkpoint", "export", "--out", "out.link"],
+        &["prove", "inclusion", "1", "--out", "out.link"],
+    ];
+    for args in commands {
+        let out = sealtrail(dir.path()).args(args).assert().code(2);
+        let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(err.contains("symbolic link"), "{args:?}: {err}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me", "{args:?}");
+    }
+    // A regular file there is still replaced, as before.
+    fs::write(
+        dir.path().join("anchor.note"),
+        "an older, longer anchor file\n".repeat(20),
+    )
+    .unwrap();
+    sealtrail(dir.path())
+        .args(["checkpoint", "export", "--out", "anchor.note"])
+        .assert()
+        .success();
+    let note = fs::read_to_string(dir.path().join("anchor.note")).unwrap();
+    assert!(
+        note.starts_with("sealtrail/") && !note.contains("older"),
+        "{note}"
+    );
+}
+
+#[test]
+fn keygen_writes_every_key_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    // One file named for two keys, however it is spelled.
+    sealtrail(dir.path())
+        .args([
+            "keygen",
+            "--out",
+            "k.key",
+            "--checkpoint-key-out",
+            "./k.key",
+        ])
+        .assert()
+        .code(2);
+    sealtrail(dir.path())
+        .args(["keygen", "--out", "a.key", "--seal-key-out", "a.key"])
+        .assert()
+        .code(2);
+    // A checkpoint or seal key that cannot be written takes the others back.
+    sealtrail(dir.path())
+        .args([
+            "keygen",
+            "--out",
+            "b.key",
+            "--checkpoint-key-out",
+            "missing/c.key",
+        ])
+        .assert()
+        .code(2);
+    sealtrail(dir.path())
+        .args([
+            "keygen",
+            "--out",
+            "d.key",
+            "--seal-key-out",
+            "missing/s.key",
+        ])
+        .assert()
+        .code(2);
+    let left: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "keygen left {left:?}");
+    // And then the same names work.
+    sealtrail(dir.path())
+        .args(["keygen", "--out", "k.key"])
+        .assert()
+        .success();
+}

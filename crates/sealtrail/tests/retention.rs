@@ -362,3 +362,23 @@ fn retention_needs_an_anchor_and_explains_itself() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn retention_json_reports_a_missing_anchor_or_a_bad_verifier_key_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = trail_with_anchor(dir.path());
+    fs::rename(
+        dir.path().join("anchor.note"),
+        dir.path().join("moved.note"),
+    )
+    .unwrap();
+    for key in [vkey.as_str(), "not-a-verifier-key"] {
+        let out = retention(dir.path(), key, &["--older-than", "1d"]).code(2);
+        let report = json(&out);
+        assert_eq!(report["status"], "error", "{report}");
+        assert!(
+            report["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{report}"
+        );
+    }
+}

@@ -332,3 +332,76 @@ fn zero_byte_or_nonsense_shard_sizes_are_usage_errors() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn a_full_stderr_keeps_the_exit_code_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealtrail"))
+        .current_dir(dir.path())
+        .args(["seal", "no-such-model.safetensors"])
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn seal_json_prints_json_when_the_model_is_refused_or_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    std::fs::write(
+        dir.path().join("junk.safetensors"),
+        b"\x05\0\0\0\0\0\0\0{}{}{",
+    )
+    .unwrap();
+    let wrong = "00".repeat(32);
+    let cases: [(&[&str], i32, &str); 3] = [
+        (
+            &["junk.safetensors", "--expected-sha256", &wrong],
+            1,
+            "rejected",
+        ),
+        (&["junk.safetensors"], 2, "error"),
+        (&["no-such-model.safetensors"], 2, "error"),
+    ];
+    for (args, code, status) in cases {
+        let out = sealtrail(dir.path())
+            .args(["seal", "--json"])
+            .args(args)
+            .assert()
+            .code(code);
+        let report = json(&out);
+        assert_eq!(report["status"], status, "{report}");
+        assert!(
+            report["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn seal_json_names_a_model_whose_file_name_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    let name = std::ffi::OsStr::from_bytes(b"model-\xff.safetensors");
+    let views = vec![(
+        "w",
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &[0u8; 16]).unwrap(),
+    )];
+    safetensors::serialize_to_file(views, None, &dir.path().join(name)).unwrap();
+    let out = sealtrail(dir.path())
+        .args(["seal", "--json"])
+        .arg(name)
+        .assert()
+        .success();
+    let report = json(&out);
+    assert!(
+        report["model"].as_str().unwrap().contains("model-"),
+        "{report}"
+    );
+}

@@ -314,3 +314,79 @@ fn verify_json_reports_errors_as_json_too() {
     assert_eq!(v["status"], "error");
     assert!(v["error"].as_str().unwrap().contains("nope"));
 }
+
+#[test]
+fn json_reports_about_paths_that_are_not_utf8_do_not_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    let odd = dir.path().join(OsStr::from_bytes(b"audit-\xff"));
+    fs::rename(dir.path().join("audit"), &odd).unwrap();
+    let segment = fs::read_dir(&odd)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let text = fs::read_to_string(&segment).unwrap();
+    let cut: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| l)
+        .collect();
+    fs::write(&segment, cut.join("\n") + "\n").unwrap();
+    // A verifier key to check a proof with, from a trail of its own.
+    let other = tempfile::tempdir().unwrap();
+    let keygen = sealtrail()
+        .current_dir(other.path())
+        .arg("keygen")
+        .assert()
+        .success();
+    let vkey = String::from_utf8_lossy(&keygen.get_output().stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("checkpoint verifier key: "))
+        .unwrap()
+        .to_owned();
+    let tampered = sealtrail()
+        .args(["verify", "--json", "--audit-dir"])
+        .arg(&odd)
+        .arg("--key")
+        .arg(dir.path().join("k.key"))
+        .assert()
+        .code(1);
+    // Not a proof: the directory itself.
+    let not_a_proof = sealtrail()
+        .args(["verify", "--json", "--checkpoint-key", &vkey, "--proof"])
+        .arg(&odd)
+        .assert()
+        .code(2);
+    for out in [tampered, not_a_proof] {
+        let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", out.get_output()));
+        assert!(report["status"].is_string(), "{report}");
+    }
+}
+
+#[test]
+fn query_names_the_key_it_picked_up_when_it_is_another_trails() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    // ./sealtrail.key of another trail, picked up without --key.
+    let cwd = tempfile::tempdir().unwrap();
+    sealtrail()
+        .current_dir(cwd.path())
+        .arg("keygen")
+        .assert()
+        .success();
+    let out = sealtrail()
+        .current_dir(cwd.path())
+        .args(["query", "--audit-dir"])
+        .arg(dir.path().join("audit"))
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("with the key sealtrail.key"), "{err}");
+    assert!(err.contains("--key"), "{err}");
+}

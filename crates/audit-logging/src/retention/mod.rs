@@ -180,6 +180,7 @@ pub struct RetentionReport {
     /// The first record the trail now holds, when segments were retired.
     pub first_kept_seq: Option<u64>,
     /// Where they were moved, when archived.
+    #[serde(serialize_with = "crate::text::serialize_opt_path")]
     pub archived_to: Option<PathBuf>,
     /// Sequence number of the `audit.segments_retired` record written.
     pub record_seq: Option<u64>,

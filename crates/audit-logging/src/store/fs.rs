@@ -69,13 +69,23 @@ pub(crate) fn explain_symlink(err: io::Error) -> io::Error {
 }
 
 /// Opens an existing file for reading and writing (to cut a torn tail),
-/// refusing symbolic links.
+/// refusing symbolic links and anything that is not a regular file.
 pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    // O_NONBLOCK, as in `open_read`: a FIFO planted in place of the newest
+    // segment is refused by name instead of failing later as a bad seek.
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
+        .map_err(explain_symlink)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 /// Opens a file for reading, refusing symbolic links and anything that is not
@@ -149,6 +159,7 @@ pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+        .map_err(explain_symlink)
 }
 
 /// Fsyncs the directory holding `path`, so a created, renamed or removed

@@ -948,8 +948,8 @@ const MAX_REBUILD_EPOCHS: u64 = 1 << 20;
 /// See [`crate::forward`].
 ///
 /// The writer key on disk is normally in the tail's epoch. It is one epoch
-/// behind when a crash came between writing a handover record and saving
-/// the next key; it is evolved to catch up. It is never ahead: that means
+/// behind when a crash (or a failed save) came between writing a handover
+/// record and saving the next key; it is evolved to catch up and saved. It is never ahead: that means
 /// records were cut from the end or the log was restored from an older
 /// copy, and the store refuses to paper over it. Without a writer key, the
 /// audit key is needed, and the chain is derived from it.
@@ -1004,6 +1004,11 @@ fn resolve_key(
             saved
                 .evolve()
                 .ok_or_else(|| corrupt("key epochs exhausted".into()))?;
+            // Saved before this run writes anything: the run opens an epoch
+            // of its own, and were that key's save to fail too (a disk
+            // still full), the key on disk would be two epochs behind, a
+            // trail no start could continue.
+            save_key(&saved, &key_path)?;
             saved
         }
         (Some(saved), _) => {

@@ -9,7 +9,7 @@ use audit_logging::logtree::{list_checkpoints, read_checkpoint};
 
 use crate::Outcome;
 use crate::cli::{CheckpointCommand, ExportArgs};
-use crate::output::{describe, outln, shown};
+use crate::output::{describe, errln, outln, shown, write_out_file};
 
 pub fn run(command: &CheckpointCommand) -> anyhow::Result<Outcome> {
     match command {
@@ -39,7 +39,7 @@ fn export(args: &ExportArgs) -> anyhow::Result<Outcome> {
     for (size, path) in stored.iter().rev() {
         match checked_note(path, *size, trusted.as_ref()) {
             Ok(note) => return write_note(args, *size, &note, trusted.is_some()),
-            Err(why) => eprintln!("warning: skipping {}: {}", shown(path), describe(&why)),
+            Err(why) => errln!("warning: skipping {}: {}", shown(path), describe(&why)),
         }
     }
     anyhow::bail!(
@@ -80,10 +80,10 @@ fn write_note(args: &ExportArgs, size: u64, note: &[u8], signed: bool) -> anyhow
                 .lock()
                 .write_all(note)
                 .context("cannot write to standard output")?;
-            eprintln!("exported the checkpoint of {size} records ({checked})");
+            errln!("exported the checkpoint of {size} records ({checked})");
         }
         Some(out) => {
-            std::fs::write(out, note).with_context(|| format!("cannot write {}", shown(out)))?;
+            write_out_file(out, note)?;
             outln!(
                 "wrote the checkpoint of {size} records to {} ({checked}); keep it off this host \
                  and check the trail against it with `sealtrail verify --anchor`",

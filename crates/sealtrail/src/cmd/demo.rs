@@ -28,7 +28,7 @@ use crate::cmd::sealing::{
     open_backend, open_manager, print_rows, release_all, seal_with_progress, verify_all,
 };
 use crate::cmd::verify::{print_report, verify_trail_with};
-use crate::output::{outln, shown};
+use crate::output::{json_path, outln, shown};
 
 /// Shard size for the demo: small enough that the sample model has several.
 const DEMO_SHARD_BYTES: u64 = 1 << 20;
@@ -139,7 +139,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
         && report.by_type.get("vram.seal_verification_failed") == Some(&1);
     if args.json {
         let out = json!({
-            "dir": args.keep.as_ref().map(|_| &dir),
+            "dir": args.keep.as_ref().map(|_| json_path(&dir)),
             "backend": info.device.kind.name(),
             "simulated": info.device.is_simulated(),
             "device": info.device.to_string(),

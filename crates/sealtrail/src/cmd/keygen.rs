@@ -1,6 +1,8 @@
 //! `sealtrail keygen`: create an audit key file and a checkpoint signing key
 //! file, and a seal key file when asked.
 
+use std::path::Path;
+
 use anyhow::Context;
 use audit_logging::AuditKey;
 use audit_logging::checkpoint::{CheckpointSigner, KeyName};
@@ -26,6 +28,18 @@ pub fn run(args: &KeygenArgs) -> anyhow::Result<Outcome> {
             );
         }
     }
+    let paths: Vec<_> = [&args.out, &checkpoint_path]
+        .into_iter()
+        .chain(args.seal_key_out.as_ref())
+        .collect();
+    for (i, path) in paths.iter().enumerate() {
+        if paths[..i].iter().any(|p| same_file_name(p, path)) {
+            anyhow::bail!(
+                "{} is given for two keys; each key needs its own file",
+                shown(path)
+            );
+        }
+    }
     let key = AuditKey::generate()?;
     let name = KeyName::new(&origin_for(key.id().as_str()))?;
     let signer = CheckpointSigner::generate(name)?;
@@ -35,9 +49,25 @@ pub fn run(args: &KeygenArgs) -> anyhow::Result<Outcome> {
     };
     key.save_new(&args.out)
         .with_context(|| format!("cannot create key file {}", shown(&args.out)))?;
-    signer
-        .save_new(&checkpoint_path)
-        .with_context(|| format!("cannot create key file {}", shown(&checkpoint_path)))?;
+    // Every key or none: a pair left half written would make the next
+    // keygen refuse, and no trail has used these keys yet.
+    let written = [&args.out, &checkpoint_path];
+    let undo = |n: usize| {
+        for path in &written[..n] {
+            let _ = std::fs::remove_file(path);
+        }
+    };
+    if let Err(err) = signer.save_new(&checkpoint_path) {
+        undo(1);
+        return Err(err)
+            .with_context(|| format!("cannot create key file {}", shown(&checkpoint_path)));
+    }
+    if let (Some(path), Some(seal_key)) = (&args.seal_key_out, &seal_key)
+        && let Err(err) = seal_key.save_new(path)
+    {
+        undo(2);
+        return Err(err).with_context(|| format!("cannot create key file {}", shown(path)));
+    }
     outln!(
         "wrote audit key {} to {} (mode 0600)",
         key.id(),
@@ -48,9 +78,6 @@ pub fn run(args: &KeygenArgs) -> anyhow::Result<Outcome> {
         shown(&checkpoint_path)
     );
     if let (Some(path), Some(seal_key)) = (&args.seal_key_out, &seal_key) {
-        seal_key
-            .save_new(path)
-            .with_context(|| format!("cannot create key file {}", shown(path)))?;
         outln!(
             "wrote seal key {} to {} (mode 0600)",
             seal_key.id(),
@@ -67,4 +94,18 @@ pub fn run(args: &KeygenArgs) -> anyhow::Result<Outcome> {
          any signed-note tool"
     );
     Ok(Outcome::Success)
+}
+
+/// Whether `a` and `b` name the same file, however they are spelled: their
+/// directories resolved (where they exist) and their file names compared.
+fn same_file_name(a: &Path, b: &Path) -> bool {
+    let resolved = |p: &Path| {
+        let parent = match p.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let dir = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_owned());
+        (dir, p.file_name().map(ToOwned::to_owned))
+    };
+    resolved(a) == resolved(b)
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::ProveCommand;
-use crate::output::{outln, shown};
+use crate::output::{describe, json_path, outln, shown, write_out_file};
 
 pub fn run(command: &ProveCommand) -> anyhow::Result<Outcome> {
     let (proof, out) = match command {
@@ -38,8 +38,7 @@ pub fn run(command: &ProveCommand) -> anyhow::Result<Outcome> {
     match out {
         None => outln!("{text}"),
         Some(path) => {
-            std::fs::write(path, format!("{text}\n"))
-                .with_context(|| format!("cannot write {}", shown(path)))?;
+            write_out_file(path, format!("{text}\n").as_bytes())?;
             outln!(
                 "wrote the proof to {}; check it with `sealtrail verify --proof`",
                 shown(path)
@@ -52,6 +51,18 @@ pub fn run(command: &ProveCommand) -> anyhow::Result<Outcome> {
 /// Checks the proof file `path` with the verifier key `vkey`: exit 0 when it
 /// holds, 1 when it does not, 2 when it is not a proof at all.
 pub fn check(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
+    let result = check_file(path, vkey, json);
+    // Scripts asked for JSON: they get JSON, and still exit 2.
+    if let (true, Err(err)) = (json, &result) {
+        outln!(
+            "{}",
+            json!({ "proof": json_path(path), "status": "error", "error": describe(err) })
+        );
+    }
+    result
+}
+
+fn check_file(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
     let trusted = NoteVerifier::parse(vkey.trim())
         .context("--checkpoint-key is not a checkpoint verifier key (<name>+<hash>+<key>)")?;
     let bytes = read_bounded(path)?;
@@ -60,7 +71,7 @@ pub fn check(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
             if json {
                 outln!(
                     "{}",
-                    json!({ "proof": path, "status": "valid", "summary": summary })
+                    json!({ "proof": json_path(path), "status": "valid", "summary": summary })
                 );
             } else {
                 outln!("proof {}: VALID", shown(path));
@@ -72,7 +83,7 @@ pub fn check(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
             if json {
                 outln!(
                     "{}",
-                    json!({ "proof": path, "status": "invalid", "reason": reason })
+                    json!({ "proof": json_path(path), "status": "invalid", "reason": reason })
                 );
             } else {
                 outln!("proof {}: INVALID", shown(path));

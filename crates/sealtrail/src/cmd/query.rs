@@ -11,7 +11,7 @@ use audit_logging::query::{Filter, QueriedRecord, query};
 use crate::Outcome;
 use crate::cli::{DEFAULT_KEY_FILE, QueryArgs};
 use crate::cmd::verify::load_key;
-use crate::output::{shown, summarize};
+use crate::output::{errln, shown, summarize};
 
 pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
     let filter = filter(args)?;
@@ -48,7 +48,16 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
     });
     // What was printed before a failure stays printed.
     let flushed = out.flush();
-    read.with_context(|| format!("cannot read the audit trail in {}", shown(&args.audit_dir)))?;
+    // The key may have been picked up from the current directory unasked:
+    // name it, so a key of another trail is not mistaken for tampering.
+    read.with_context(|| match key_path {
+        Some(path) => format!(
+            "cannot read the audit trail in {} with the key {} (if that key is not this              trail's, pass the right one with --key)",
+            shown(&args.audit_dir),
+            shown(path)
+        ),
+        None => format!("cannot read the audit trail in {}", shown(&args.audit_dir)),
+    })?;
     if let Some(e) = write_err.or(flushed.err()) {
         // A closed pipe (`| head`) is the reader's choice, not an error.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
@@ -56,7 +65,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
         }
     }
     if key.is_none() {
-        eprintln!("note: the chain was not verified; pass --key to verify it while reading");
+        errln!("note: the chain was not verified; pass --key to verify it while reading");
     }
     Ok(Outcome::Success)
 }

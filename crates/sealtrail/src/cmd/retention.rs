@@ -11,9 +11,23 @@ use serde_json::json;
 use crate::Outcome;
 use crate::cli::RetentionArgs;
 use crate::cmd::verify::{load_key, print_report, report_json, verifier_key};
-use crate::output::{outln, shown};
+use crate::output::{json_path, outln, shown};
 
 pub fn run(args: &RetentionArgs) -> anyhow::Result<Outcome> {
+    let result = retire(args);
+    // Scripts asked for JSON: they get JSON on every error, a bad key or
+    // anchor included, and still the error's exit code.
+    if let (true, Err(err)) = (args.json, &result) {
+        outln!(
+            "{}",
+            json!({ "audit_dir": json_path(&args.trail.audit_dir), "status": "error",
+                    "error": crate::output::describe(err) })
+        );
+    }
+    result
+}
+
+fn retire(args: &RetentionArgs) -> anyhow::Result<Outcome> {
     let dir = &args.trail.audit_dir;
     let key = load_key(&args.trail.key)?;
     let trusted = verifier_key(&args.checkpoint_key, &key, true)?;
@@ -41,7 +55,7 @@ pub fn run(args: &RetentionArgs) -> anyhow::Result<Outcome> {
                 };
                 outln!(
                     "{}",
-                    json!({ "audit_dir": dir, "status": status, "retention": report })
+                    json!({ "audit_dir": json_path(dir), "status": status, "retention": report })
                 );
             } else {
                 print_retention(&report)?;
@@ -59,16 +73,8 @@ pub fn run(args: &RetentionArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::VerificationFailed)
         }
         Err(err) => {
-            let err = anyhow::Error::new(err)
-                .context(format!("cannot retire segments of {}", shown(dir)));
-            if args.json {
-                outln!(
-                    "{}",
-                    json!({ "audit_dir": dir, "status": "error",
-                            "error": crate::output::describe(&err) })
-                );
-            }
-            Err(err)
+            Err(anyhow::Error::new(err)
+                .context(format!("cannot retire segments of {}", shown(dir))))
         }
     }
 }

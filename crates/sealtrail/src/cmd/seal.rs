@@ -21,9 +21,27 @@ use crate::cmd::sealing::{
     seal_with_progress, verify_all,
 };
 use crate::cmd::verify::load_key;
-use crate::output::{outln, shown};
+use crate::output::{describe, json_path, outln, shown};
 
 pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
+    let result = seal(args);
+    // Scripts asked for JSON: they get JSON on an error too, with the same
+    // exit code (1 for a model refused as not the expected one, else 2).
+    if let (true, Err(err)) = (args.json, &result) {
+        let status = if crate::is_verification_failure(err) {
+            "rejected"
+        } else {
+            "error"
+        };
+        outln!(
+            "{}",
+            json!({ "model": json_path(&args.model), "status": status, "error": describe(err) })
+        );
+    }
+    result
+}
+
+fn seal(args: &SealArgs) -> anyhow::Result<Outcome> {
     // Input first: a typo in the path must not open, or write to, the trail.
     let model_path = std::fs::canonicalize(&args.model)
         .with_context(|| format!("cannot open the model {}", shown(&args.model)))?;
@@ -108,7 +126,7 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
 
     if args.json {
         let mut out = json!({
-            "model": target.path(),
+            "model": json_path(target.path()),
             "files": files.iter().map(|f| json!({
                 "name": f.name, "file_sha256": f.sha256.to_hex(), "file_bytes": f.bytes,
             })).collect::<Vec<_>>(),
@@ -117,7 +135,7 @@ pub fn run(args: &SealArgs) -> anyhow::Result<Outcome> {
             "device": info.device.to_string(),
             "shards": rows,
             "all_verified": all_verified,
-            "audit_dir": dir,
+            "audit_dir": json_path(dir),
             "audit_last_seq": report.last_seq,
             "checkpoints_signed": signs_checkpoints,
             "seal_key_id": seal_key_id.to_string(),

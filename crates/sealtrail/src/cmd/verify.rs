@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::VerifyArgs;
-use crate::output::{byte_bar, describe, outln, shown};
+use crate::output::{byte_bar, describe, json_path, outln, shown};
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
     if let (Some(proof), Some(vkey)) = (&args.proof, &args.checkpoint_key) {
@@ -30,7 +30,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
         Err(err) if args.json => {
             outln!(
                 "{}",
-                json!({ "audit_dir": dir, "status": "error", "error": describe(&err) })
+                json!({ "audit_dir": json_path(dir), "status": "error", "error": describe(&err) })
             );
             return Err(err);
         }
@@ -119,7 +119,7 @@ pub fn verify_trail_with(
 
 pub fn report_json(dir: &Path, report: &VerifyReport) -> serde_json::Value {
     json!({
-        "audit_dir": dir,
+        "audit_dir": json_path(dir),
         "status": if report.is_intact() { "intact" } else { "tampered" },
         "warnings": directory_warnings(dir),
         "report": report,
