@@ -217,8 +217,8 @@ pub struct SealArgs {
     /// without it a fresh random key is made for this run and never stored.
     #[arg(long, env = "SEALTRAIL_SEAL_KEY", value_name = "FILE")]
     pub seal_key_file: Option<PathBuf>,
-    /// Checkpoint signing key file, as written by `sealtrail keygen`; used when it exists.
-    /// Default: sealtrail-checkpoint.key beside the audit key.
+    /// Checkpoint signing key file, as written by `sealtrail keygen`; a file named here must
+    /// exist. Default: sealtrail-checkpoint.key beside the audit key, used when it exists.
     #[arg(long, env = "SEALTRAIL_CHECKPOINT_KEY")]
     pub checkpoint_key_file: Option<PathBuf>,
     /// Worker id recorded in every event.
@@ -277,9 +277,9 @@ pub struct RetentionArgs {
     /// Verify and print what would be retired, changing nothing (the writer lock is still taken).
     #[arg(long)]
     pub dry_run: bool,
-    /// Checkpoint signing key file, as written by `sealtrail keygen`; used when it exists, so
-    /// the retention's own records are checkpointed too.
-    /// Default: sealtrail-checkpoint.key beside the audit key.
+    /// Checkpoint signing key file, as written by `sealtrail keygen`, so the retention's own
+    /// records are checkpointed too; a file named here must exist. Default:
+    /// sealtrail-checkpoint.key beside the audit key, used when it exists.
     #[arg(long, env = "SEALTRAIL_CHECKPOINT_KEY")]
     pub checkpoint_key_file: Option<PathBuf>,
     /// Print the result as JSON.

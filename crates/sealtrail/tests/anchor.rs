@@ -551,3 +551,42 @@ fn keygen_writes_every_key_or_none() {
         .assert()
         .success();
 }
+
+#[test]
+fn a_checkpoint_key_file_named_but_missing_is_an_error_not_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_trail(dir.path());
+    let before = fs::read_dir(dir.path().join("sealtrail-audit/checkpoints"))
+        .unwrap()
+        .count();
+    for (flag, value) in [
+        ("--checkpoint-key-file", "typo-checkpoint.key"),
+        ("", "typo-checkpoint.key"),
+    ] {
+        let mut cmd = sealtrail(dir.path());
+        cmd.args(["seal", "model.safetensors"]);
+        if flag.is_empty() {
+            cmd.env("SEALTRAIL_CHECKPOINT_KEY", value);
+        } else {
+            cmd.args([flag, value]);
+        }
+        let out = cmd.assert().code(2);
+        let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        assert!(
+            err.contains("no checkpoint key at typo-checkpoint.key"),
+            "{err}"
+        );
+        assert!(err.contains("sealtrail keygen"), "{err}");
+    }
+    let after = fs::read_dir(dir.path().join("sealtrail-audit/checkpoints"))
+        .unwrap()
+        .count();
+    assert_eq!(before, after);
+    // The default file, when absent, still just means no checkpoints.
+    fs::remove_file(dir.path().join("sealtrail-checkpoint.key")).unwrap();
+    let out = sealtrail(dir.path())
+        .args(["seal", "model.safetensors"])
+        .assert()
+        .success();
+    assert!(stdout(&out).contains("no checkpoints signed"));
+}

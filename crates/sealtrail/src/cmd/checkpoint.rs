@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use audit_logging::checkpoint::{Checkpoint, Note, NoteVerifier};
+use audit_logging::checkpoint::{Checkpoint, CheckpointSigner, Note, NoteVerifier};
 use audit_logging::logtree::{list_checkpoints, read_checkpoint};
 
 use crate::Outcome;
@@ -15,6 +15,27 @@ pub fn run(command: &CheckpointCommand) -> anyhow::Result<Outcome> {
     match command {
         CheckpointCommand::Export(args) => export(args),
     }
+}
+
+/// The checkpoint signing key at `path`, if there is one there. `explicit`
+/// says the operator named the file (an option or its variable): then a
+/// missing file is an error, since a typo would otherwise turn checkpoints
+/// off without a word. The default file is used only when it exists.
+pub fn signing_key(path: &Path, explicit: bool) -> anyhow::Result<Option<CheckpointSigner>> {
+    if path.symlink_metadata().is_err() {
+        if explicit {
+            anyhow::bail!(
+                "no checkpoint key at {p} (given with --checkpoint-key-file or \
+                 $SEALTRAIL_CHECKPOINT_KEY): create it with `sealtrail keygen \
+                 --checkpoint-key-out {p}`, or leave the option out to sign no checkpoints",
+                p = shown(path)
+            );
+        }
+        return Ok(None);
+    }
+    CheckpointSigner::load(path)
+        .with_context(|| format!("cannot load the checkpoint key {}", shown(path)))
+        .map(Some)
 }
 
 fn export(args: &ExportArgs) -> anyhow::Result<Outcome> {

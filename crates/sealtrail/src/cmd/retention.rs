@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use audit_logging::LoggerConfig;
-use audit_logging::checkpoint::CheckpointSigner;
 use audit_logging::logtree::Anchor;
 use audit_logging::retention::{self, RetentionError, RetentionPolicy, RetentionReport};
 use serde_json::json;
@@ -35,10 +34,10 @@ fn retire(args: &RetentionArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot use the anchor {}", shown(&args.anchor)))?;
     let mut config = LoggerConfig::new(dir);
     let checkpoint_key = args.checkpoint_key_path();
-    if !args.dry_run && checkpoint_key.symlink_metadata().is_ok() {
-        let signer = CheckpointSigner::load(&checkpoint_key).with_context(|| {
-            format!("cannot load the checkpoint key {}", shown(&checkpoint_key))
-        })?;
+    let explicit = args.checkpoint_key_file.is_some();
+    if !args.dry_run
+        && let Some(signer) = crate::cmd::checkpoint::signing_key(&checkpoint_key, explicit)?
+    {
         config = config.checkpoint_signer(signer);
     }
     let mut policy = RetentionPolicy::new(args.older_than).dry_run(args.dry_run);

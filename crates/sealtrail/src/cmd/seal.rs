@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use audit_logging::checkpoint::CheckpointSigner;
 use audit_logging::forward::WRITER_KEY_FILE;
 use audit_logging::{AuditLogger, LoggerConfig};
 use serde_json::json;
@@ -51,11 +50,10 @@ fn seal(args: &SealArgs) -> anyhow::Result<Outcome> {
     let dir = &args.trail.audit_dir;
     let mut config = LoggerConfig::new(dir);
     let checkpoint_key = args.checkpoint_key_path();
-    let signs_checkpoints = checkpoint_key.symlink_metadata().is_ok();
-    if signs_checkpoints {
-        let signer = CheckpointSigner::load(&checkpoint_key).with_context(|| {
-            format!("cannot load the checkpoint key {}", shown(&checkpoint_key))
-        })?;
+    let signer =
+        crate::cmd::checkpoint::signing_key(&checkpoint_key, args.checkpoint_key_file.is_some())?;
+    let signs_checkpoints = signer.is_some();
+    if let Some(signer) = signer {
         config = config.checkpoint_signer(signer);
     }
     // A trail that exists continues with its writer key, so the audit key
