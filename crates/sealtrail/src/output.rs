@@ -12,16 +12,27 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
 /// `println!` that returns an error instead of panicking when stdout is a
-/// closed pipe or a full disk.
+/// full disk, and drops the output when it is a pipe whose reader has gone
+/// (`| head`): that is the reader's choice, and the command still finishes
+/// its work and exits with its own code.
 macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        use anyhow::Context as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)
-            .context("cannot write to standard output")?
-    }};
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))?
+    };
 }
 pub(crate) use outln;
+
+/// One line to stdout for [`outln!`].
+pub fn write_stdout(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+
+    use anyhow::Context as _;
+
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to standard output"),
+    }
+}
 
 /// `eprintln!` that never panics: stderr carries notes for people, and a
 /// closed or full one must not replace the command's exit code with a

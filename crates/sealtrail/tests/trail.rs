@@ -390,3 +390,43 @@ fn query_names_the_key_it_picked_up_when_it_is_another_trails() {
     assert!(err.contains("with the key sealtrail.key"), "{err}");
     assert!(err.contains("--key"), "{err}");
 }
+
+/// Runs `sealtrail` with a stdout whose reader is already gone, as under
+/// `| head` once head has exited; returns the exit code and stderr.
+fn run_into_closed_pipe(extra: &[&str], dir: &Path) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealtrail"))
+        .args(extra)
+        .args(args(dir))
+        .env_remove("SEALTRAIL_AUDIT_DIR")
+        .env_remove("SEALTRAIL_KEY")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_reader_that_stops_early_does_not_change_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    let (code, err) = run_into_closed_pipe(&["verify"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+
+    // A tampered trail still says so through its exit code.
+    let segment = fs::read_dir(dir.path().join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let text = fs::read_to_string(&segment).unwrap();
+    fs::write(&segment, text.replacen("alice", "alicf", 1)).unwrap();
+    let (code, err) = run_into_closed_pipe(&["verify", "--json"], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}

@@ -52,7 +52,8 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
     // name it, so a key of another trail is not mistaken for tampering.
     read.with_context(|| match key_path {
         Some(path) => format!(
-            "cannot read the audit trail in {} with the key {} (if that key is not this              trail's, pass the right one with --key)",
+            "cannot read the audit trail in {} with the key {} (if that key is not this \
+             trail's, pass the right one with --key)",
             shown(&args.audit_dir),
             shown(path)
         ),
