@@ -48,9 +48,26 @@ fn main() -> ExitCode {
         Ok(Outcome::VerificationFailed) => ExitCode::from(1),
         Err(err) => {
             output::errln!("error: {}", output::describe(&err));
-            ExitCode::from(if is_verification_failure(&err) { 1 } else { 2 })
+            ExitCode::from(if is_interrupted(&err) {
+                130
+            } else if is_verification_failure(&err) {
+                1
+            } else {
+                2
+            })
         }
     }
+}
+
+/// A seal stopped by Ctrl-C or SIGTERM: 128 + SIGINT, as a shell reports a
+/// command the interrupt ended.
+fn is_interrupted(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<vram_residency::SealModelError>(),
+            Some(vram_residency::SealModelError::Cancelled)
+        )
+    })
 }
 
 /// Errors that are a verdict rather than a failure to reach one: a model

@@ -405,3 +405,91 @@ fn seal_json_names_a_model_whose_file_name_is_not_utf8() {
         "{report}"
     );
 }
+
+/// A safetensors file of `count` `U8` tensors of `bytes` zero bytes each,
+/// written sparse so that it costs no disk.
+fn big_model(path: &Path, count: u64, bytes: u64) {
+    use std::io::Write as _;
+    let tensors: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                r#""t{i:04}":{{"dtype":"U8","shape":[{bytes}],"data_offsets":[{},{}]}}"#,
+                i * bytes,
+                (i + 1) * bytes
+            )
+        })
+        .collect();
+    let header = format!("{{{}}}", tensors.join(","));
+    let mut file = std::fs::File::create(path).unwrap();
+    file.write_all(&(header.len() as u64).to_le_bytes())
+        .unwrap();
+    file.write_all(header.as_bytes()).unwrap();
+    file.set_len(8 + header.len() as u64 + count * bytes)
+        .unwrap();
+}
+
+#[test]
+fn ctrl_c_during_a_seal_releases_the_shards_closes_the_trail_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    // 64 shards of 16 MiB: more than a test machine seals before the
+    // interrupt arrives, each allocated in a moment.
+    big_model(&dir.path().join("big.safetensors"), 64, 16 << 20);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealtrail"))
+        .current_dir(dir.path())
+        .args(["seal", "big.safetensors", "--max-shard-bytes", "16MiB"])
+        .env_remove("SEALTRAIL_AUDIT_DIR")
+        .env_remove("SEALTRAIL_KEY")
+        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
+        .env_remove("SEALTRAIL_BACKEND")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the upload has begun (the first allocation is on record),
+    // then interrupt it as Ctrl-C would.
+    let segment = dir
+        .path()
+        .join("sealtrail-audit")
+        .join(audit_logging::segment_name(1));
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&segment)
+        .unwrap_or_default()
+        .contains("vram.allocated")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the seal never started uploading"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the seal ended early");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on the child's pid, which has not been waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("cancelled"), "{err}");
+
+    // Everything allocated was released, nothing was sealed or rejected,
+    // and the trail closed cleanly.
+    let out = sealtrail(dir.path())
+        .args(["verify", "--json"])
+        .assert()
+        .success();
+    let report = &json(&out)["report"];
+    assert_eq!(report["logger_starts"], report["logger_stops"], "{report}");
+    let count = |ty: &str| {
+        let out = sealtrail(dir.path())
+            .args(["query", "--json", "--type", ty])
+            .assert()
+            .success();
+        String::from_utf8(out.get_output().stdout.clone())
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert!(count("vram.allocated") > 0);
+    assert_eq!(count("vram.allocated"), count("vram.deallocated"));
+    assert_eq!(count("model.sealed") + count("model.rejected"), 0);
+}

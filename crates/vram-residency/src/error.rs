@@ -515,6 +515,10 @@ pub enum SealModelError {
         /// The digest of the bytes read.
         found: Digest,
     },
+    /// The caller cancelled the seal ([`CancelFlag`](crate::CancelFlag));
+    /// every shard it had sealed or begun was deallocated.
+    #[error("sealing was cancelled; every shard sealed so far was released")]
+    Cancelled,
     /// One file of a sharded checkpoint could not be sealed.
     #[error("{file}: {source}")]
     InFile {

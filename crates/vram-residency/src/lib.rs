@@ -194,9 +194,9 @@ pub use error::{
     SealModelError, VerifyError,
 };
 pub use manager::{
-    DEFAULT_MAX_SHARD_BYTES, ManagerConfig, Reverifier, ReverifyFailure, ReverifyReport,
-    SealModelOptions, SealProgress, SealedCheckpoint, SealedModel, ShardSpec, UPLOAD_CHUNK_BYTES,
-    VramManager,
+    CancelFlag, DEFAULT_MAX_SHARD_BYTES, ManagerConfig, Reverifier, ReverifyFailure,
+    ReverifyReport, SealModelOptions, SealProgress, SealedCheckpoint, SealedModel, ShardSpec,
+    UPLOAD_CHUNK_BYTES, VramManager,
 };
 pub use model::{GgufFile, ModelFormat, ModelLayout, SafetensorsFile, ShardedIndex, TensorEntry};
 pub use provenance::Provenance;

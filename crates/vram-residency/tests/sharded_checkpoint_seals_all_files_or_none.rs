@@ -240,3 +240,33 @@ fn a_manifest_must_list_the_index_and_every_file() {
     .unwrap();
     assert_eq!(sealed.files.len(), 2);
 }
+
+#[test]
+fn cancelling_while_the_second_file_seals_releases_the_first_file_too() {
+    let trail = common::Trail::open();
+    let manager = trail.manager(1 << 20);
+    let index = checkpoint(&trail, &good_map());
+    let cancel = vram_residency::CancelFlag::new();
+    let options = SealModelOptions::new("ckpt")
+        .with_max_shard_bytes(40)
+        .with_cancel(cancel.clone());
+    let mut files = 0;
+    let result = manager.seal_sharded_model(&index, &options, &mut |p| {
+        // Each file is planned once; the second one's plan is the signal.
+        if let vram_residency::SealProgress::Planned { .. } = p {
+            files += 1;
+            if files == 2 {
+                cancel.raise();
+            }
+        }
+    });
+    assert_eq!(files, 2);
+    assert!(
+        matches!(result, Err(SealModelError::Cancelled)),
+        "{result:?}"
+    );
+    assert_eq!(manager.used_bytes(), 0);
+    assert_eq!(manager.backend().allocation_count(), 0);
+    let types = all_types(&trail);
+    assert!(!types.iter().any(|t| t == "model.rejected"), "{types:?}");
+}

@@ -11,7 +11,7 @@ use audit_logging::{AuditLogger, LoggerConfig};
 use serde_json::json;
 use vram_residency::model::index::INDEX_FILE_NAME;
 use vram_residency::provenance::{DigestManifest, ModelSignature, SignerKey};
-use vram_residency::{Provenance, SealModelOptions};
+use vram_residency::{CancelFlag, Provenance, SealModelOptions};
 
 use crate::Outcome;
 use crate::cli::SealArgs;
@@ -89,6 +89,7 @@ fn seal(args: &SealArgs) -> anyhow::Result<Outcome> {
     if let Some(provenance) = provenance {
         options = options.with_provenance(provenance);
     }
+    options = options.with_cancel(cancel_on_interrupt()?);
     let sealed = match &target {
         Target::File(path) => {
             let model = seal_with_progress(&manager, path, &options)?;
@@ -205,6 +206,25 @@ fn seal(args: &SealArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::VerificationFailed
     })
+}
+
+/// A flag that Ctrl-C (SIGINT) or SIGTERM raises: the seal then stops at
+/// its next upload piece, releases and wipes what it sealed, and the trail
+/// is closed as on any error, with its stop record and final checkpoint
+/// (exit 130). A second signal ends the process at once.
+fn cancel_on_interrupt() -> anyhow::Result<CancelFlag> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+
+    let cancel = CancelFlag::new();
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as the previous signal
+        // left it.
+        flag::register_conditional_shutdown(signal, 130, cancel.atomic())
+            .context("cannot install the interrupt handler")?;
+        flag::register(signal, cancel.atomic()).context("cannot install the interrupt handler")?;
+    }
+    Ok(cancel)
 }
 
 /// What `seal` was pointed at: one model file, or a sharded checkpoint's

@@ -22,7 +22,7 @@ mod seal;
 mod sharded;
 mod table;
 
-pub use model::{DEFAULT_MAX_SHARD_BYTES, SealModelOptions, SealProgress, SealedModel};
+pub use model::{CancelFlag, DEFAULT_MAX_SHARD_BYTES, SealModelOptions, SealProgress, SealedModel};
 pub use reverify::{Reverifier, ReverifyFailure, ReverifyReport};
 pub use seal::UPLOAD_CHUNK_BYTES;
 pub use sharded::SealedCheckpoint;

@@ -7,9 +7,14 @@
 //! the shards sealed so far are deallocated again. A file that turns out
 //! malformed, unreadable, different in size from its header, different
 //! from the expected SHA-256, or that fails its provenance check is also
-//! recorded as `model.rejected`.
+//! recorded as `model.rejected`. A seal the caller cancels
+//! ([`CancelFlag`]) stops at the next upload piece and releases what it
+//! sealed, without a rejection.
 
+use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use audit_logging::Digest;
 
@@ -46,6 +51,65 @@ pub struct SealModelOptions {
     /// [`provenance`](crate::provenance)), checked before anything is
     /// uploaded. The model directory is the file's parent directory.
     pub provenance: Option<Provenance>,
+    /// Stops the seal when raised; see [`CancelFlag`].
+    pub cancel: Option<CancelFlag>,
+}
+
+/// Raised, from any thread or a signal handler, to stop a seal in
+/// progress: the seal stops before its next upload piece (at most
+/// [`UPLOAD_CHUNK_BYTES`](crate::UPLOAD_CHUNK_BYTES) later), deallocates
+/// and wipes every shard of the model it had sealed or begun, and fails
+/// with [`SealModelError::Cancelled`]. Nothing is recorded as rejected: the
+/// deallocations are the record.
+#[derive(Clone, Debug, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// A flag not yet raised.
+    pub fn new() -> Self {
+        CancelFlag::default()
+    }
+
+    /// Asks the seals watching this flag to stop.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether it was raised.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// The flag itself, for code that raises it by storing `true`, such as
+    /// `signal_hook::flag::register`.
+    pub fn atomic(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+}
+
+/// Two handles are equal when they are the same flag.
+impl PartialEq for CancelFlag {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CancelFlag {}
+
+/// A source that stops with an error once `cancel` is raised, so that a
+/// shard's upload ends at its next piece.
+struct Cancellable<'a, R> {
+    inner: &'a mut R,
+    cancel: Option<&'a CancelFlag>,
+}
+
+impl<R: Read> Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_some_and(CancelFlag::is_raised) {
+            return Err(io::Error::other("the seal was cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 impl SealModelOptions {
@@ -57,6 +121,7 @@ impl SealModelOptions {
             max_shard_bytes: DEFAULT_MAX_SHARD_BYTES,
             expected_sha256: None,
             provenance: None,
+            cancel: None,
         }
     }
 
@@ -79,6 +144,18 @@ impl SealModelOptions {
     pub fn with_provenance(mut self, provenance: Provenance) -> Self {
         self.provenance = Some(provenance);
         self
+    }
+
+    /// Sets [`cancel`](Self::cancel).
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: CancelFlag) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Whether the seal was asked to stop.
+    pub(super) fn is_cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(CancelFlag::is_raised)
     }
 }
 
@@ -187,6 +264,10 @@ impl<B: VramBackend> VramManager<B> {
         let count = plan.shard_count();
         let mut sealed = Vec::with_capacity(plan.shards().len());
         for planned in plan.shards() {
+            if options.is_cancelled() {
+                self.roll_back(sealed);
+                return Err(SealModelError::Cancelled);
+            }
             progress(SealProgress::ShardStarted {
                 shard: planned,
                 count,
@@ -194,10 +275,19 @@ impl<B: VramBackend> VramManager<B> {
             let (index, total) = (planned.index, planned.bytes());
             let spec = ShardSpec::new(format!("{model_ref}#{index}"), model_ref, index, count);
             let mut report = |done| progress(SealProgress::ShardUploaded { index, done, total });
-            match self.seal_shard_from_reader(&spec, total, &mut reader, &mut report) {
+            let mut source = Cancellable {
+                inner: &mut reader,
+                cancel: options.cancel.as_ref(),
+            };
+            match self.seal_shard_from_reader(&spec, total, &mut source, &mut report) {
                 Ok(shard) => {
                     progress(SealProgress::ShardSealed { shard: &shard });
                     sealed.push(shard);
+                }
+                Err(_) if options.is_cancelled() => {
+                    // The shard begun was discarded by the failed seal.
+                    self.roll_back(sealed);
+                    return Err(SealModelError::Cancelled);
                 }
                 Err(source) => {
                     let file_at_fault = matches!(

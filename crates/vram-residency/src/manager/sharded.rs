@@ -80,6 +80,7 @@ impl<B: VramBackend> VramManager<B> {
         for (file, digest) in index.files().iter().zip(expected) {
             let mut per_file = SealModelOptions::new(format!("{model_ref}/{file}"))
                 .with_max_shard_bytes(options.max_shard_bytes);
+            per_file.cancel = options.cancel.clone();
             if let Some(digest) = digest {
                 let manifest = DigestManifest::from_entries([(file.clone(), digest)])
                     .map_err(SealModelError::from)?;
@@ -90,6 +91,9 @@ impl<B: VramBackend> VramManager<B> {
                 Err(error) => {
                     for (_, model) in sealed.into_iter().rev() {
                         self.roll_back(model.shards);
+                    }
+                    if matches!(error, SealModelError::Cancelled) {
+                        return Err(error);
                     }
                     return Err(SealModelError::InFile {
                         file: file.clone(),
