@@ -360,6 +360,10 @@ fn parse_shard_size(s: &str) -> Result<ByteSize, String> {
     if size.as_u64() == 0 {
         return Err("a shard must hold at least one byte".into());
     }
+    // The parser saturates what does not fit in 64 bits.
+    if size.as_u64() == u64::MAX {
+        return Err(format!("{s:?} is more bytes than a shard can have"));
+    }
     Ok(size)
 }
 

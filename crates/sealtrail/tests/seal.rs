@@ -331,6 +331,12 @@ fn zero_byte_or_nonsense_shard_sizes_are_usage_errors() {
         .args(["seal", "--max-shard-bytes", "lots", "m"])
         .assert()
         .code(2);
+    let out = sealtrail(dir.path())
+        .args(["seal", "--max-shard-bytes", "99999999999999999999999TB", "m"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("more bytes than a shard can have"), "{err}");
 }
 
 #[test]
