@@ -130,11 +130,15 @@ impl VramBackend for HostBackend {
             requested: bytes,
             reason,
         };
-        let mut memory = Vec::new();
-        memory
+        // Refuse what the allocator cannot give with an error rather than
+        // an abort: the probe asks for the room and gives it back at once.
+        // The memory itself then comes zeroed from the allocator (calloc,
+        // fresh pages from the kernel for large sizes), instead of being
+        // written with zeros here and once more by the upload.
+        Vec::<u8>::new()
             .try_reserve_exact(len)
             .map_err(|e| refused(e.to_string()))?;
-        memory.resize(len, 0);
+        let memory = vec![0u8; len];
 
         let id = state.next_id;
         state.next_id = id
