@@ -220,9 +220,17 @@ impl EpochKey {
             self.epoch,
             hex::encode(self.key.as_ref())
         ));
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        let written = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            // A full disk leaves no half-written key file behind; the next
+            // save would replace it anyway, but an operator should not
+            // have to wonder what it is.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         crate::store::fs::sync_parent_dir(path)
     }
 
@@ -359,6 +367,19 @@ mod tests {
         assert_eq!(loaded.mac(b"x"), key.mac(b"x"));
         let mode = std::fs::metadata(&path).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_save_that_fails_leaves_no_temporary_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A non-empty directory where the key file should go: the rename
+        // over it fails after the temporary file was written.
+        let path = dir.path().join(WRITER_KEY_FILE);
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("occupied"), "x").unwrap();
+        let key = EpochKey::first(&AuditKey::generate().unwrap());
+        assert!(key.save(&path).is_err());
+        assert!(!path.with_extension("key.tmp").exists());
     }
 
     #[test]

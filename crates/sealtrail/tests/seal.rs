@@ -185,12 +185,22 @@ fn demo_catches_the_injected_corruption_and_its_trail_verifies() {
         .args(["verify", "--audit-dir", "audit", "--key", "audit.key"])
         .assert()
         .success();
-    // And a non-empty --keep directory is refused rather than mixed into.
+    // And a non-empty --keep directory is refused rather than mixed into,
+    // as is a file given in its place.
     sealtrail(dir.path())
         .args(["demo", "--keep"])
         .arg(&keep)
         .assert()
         .code(2);
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = sealtrail(dir.path())
+        .args(["demo", "--keep"])
+        .arg(&file)
+        .assert()
+        .code(2);
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("is not a directory"), "{err}");
 }
 
 #[test]
@@ -332,7 +342,12 @@ fn zero_byte_or_nonsense_shard_sizes_are_usage_errors() {
         .assert()
         .code(2);
     let out = sealtrail(dir.path())
-        .args(["seal", "--max-shard-bytes", "99999999999999999999999TB", "m"])
+        .args([
+            "seal",
+            "--max-shard-bytes",
+            "99999999999999999999999TB",
+            "m",
+        ])
         .assert()
         .code(2);
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();

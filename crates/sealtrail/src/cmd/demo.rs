@@ -170,6 +170,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Outcome> {
 /// Creates `dir` if needed; refuses one that already holds files, so the
 /// demo never mixes its trail with another.
 fn prepare_kept_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    if dir.symlink_metadata().is_ok_and(|meta| !meta.is_dir()) {
+        anyhow::bail!(
+            "{} exists and is not a directory; give --keep a new or empty directory",
+            shown(dir)
+        );
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", shown(dir)))?;
     let mut entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", shown(dir)))?;
