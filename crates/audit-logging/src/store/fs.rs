@@ -71,30 +71,22 @@ pub(crate) fn explain_symlink(err: io::Error) -> io::Error {
 /// Opens an existing file for reading and writing (to cut a torn tail),
 /// refusing symbolic links and anything that is not a regular file.
 pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
-    // O_NONBLOCK, as in `open_read`: a FIFO planted in place of the newest
-    // segment is refused by name instead of failing later as a bad seek.
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(explain_symlink)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok(file)
+    open_regular(OpenOptions::new().read(true).write(true), path)
 }
 
 /// Opens a file for reading, refusing symbolic links and anything that is not
 /// a regular file.
 pub(crate) fn open_read(path: &Path) -> io::Result<File> {
-    // O_NONBLOCK keeps a FIFO planted in place of a file from hanging the
-    // open; it changes nothing for the regular files that pass the check.
-    let file = OpenOptions::new()
-        .read(true)
+    open_regular(OpenOptions::new().read(true), path)
+}
+
+/// Opens `path` as `options` say, never through a symbolic link, and
+/// refuses anything but a regular file. O_NONBLOCK keeps a FIFO planted in
+/// place of a file from hanging the open (it is then refused by name
+/// instead of failing later as a bad seek); it changes nothing for the
+/// regular files that pass the check.
+fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    let file = options
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(explain_symlink)?;
