@@ -269,6 +269,36 @@ fn export_with_another_trails_key_finds_nothing_valid() {
 }
 
 #[test]
+fn export_without_a_key_skips_a_checkpoint_of_another_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_trail(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    sealed_trail(other.path());
+    let audit = |d: &Path| d.join("sealtrail-audit");
+    let (_, own) = audit_logging::logtree::latest_checkpoint(&audit(dir.path()))
+        .unwrap()
+        .unwrap();
+    let (_, foreign) = audit_logging::logtree::latest_checkpoint(&audit(other.path()))
+        .unwrap()
+        .unwrap();
+    // The other trail's checkpoint, planted under a larger name.
+    let planted = audit(dir.path())
+        .join("checkpoints")
+        .join(format!("{:020}.note", 500));
+    let foreign_note = fs::read(&foreign).unwrap();
+    let text = String::from_utf8(foreign_note.clone()).unwrap();
+    let size_line = text.lines().nth(1).unwrap().to_owned();
+    fs::write(&planted, text.replacen(&size_line, "500", 1)).unwrap();
+    let out = sealtrail(dir.path())
+        .args(["checkpoint", "export"])
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, fs::read(own).unwrap());
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("another trail"), "{err}");
+}
+
+#[test]
 fn seal_refuses_another_trails_checkpoint_key() {
     let dir = tempfile::tempdir().unwrap();
     sealed_trail(dir.path());

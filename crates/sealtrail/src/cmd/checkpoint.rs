@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use audit_logging::checkpoint::{Checkpoint, CheckpointSigner, Note, NoteVerifier};
-use audit_logging::logtree::{list_checkpoints, read_checkpoint};
+use audit_logging::logtree::{list_checkpoints, origin_for, read_checkpoint};
 
 use crate::Outcome;
 use crate::cli::{CheckpointCommand, ExportArgs};
@@ -38,6 +38,32 @@ pub fn signing_key(path: &Path, explicit: bool) -> anyhow::Result<Option<Checkpo
         .map(Some)
 }
 
+/// The checkpoint origin of the trail in `dir`, from the audit key id its
+/// newest segment's first record names; `None` when there is no record to
+/// read. Unauthenticated (no key is at hand): it catches a checkpoint of
+/// another trail copied in by mistake, not a forgery, which only
+/// `--checkpoint-key` does.
+fn trail_origin(dir: &Path) -> Option<String> {
+    use std::io::{BufRead as _, Read as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let (_, newest) = audit_logging::list_segments(dir).ok()?.pop()?;
+    // Never through a link, never hanging on a FIFO planted there.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(newest)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
+    let mut line = Vec::new();
+    let limit = (audit_logging::MAX_RECORD_BYTES as u64).saturating_add(1);
+    std::io::BufReader::new(file.take(limit))
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    let record = audit_logging::record::RawRecord::parse(line.strip_suffix(b"\n")?).ok()?;
+    Some(origin_for(&record.kid))
+}
+
 fn export(args: &ExportArgs) -> anyhow::Result<Outcome> {
     let dir = &args.audit_dir;
     let trusted = args
@@ -55,10 +81,13 @@ fn export(args: &ExportArgs) -> anyhow::Result<Outcome> {
             shown(dir)
         );
     }
+    // Without a key, at least the origin must be this trail's: the records
+    // name the audit key they descend from.
+    let origin = trail_origin(dir);
     // The newest checkpoint that is what its name says (and, with a key,
     // signed by it): a file planted under a larger name is skipped, loudly.
     for (size, path) in stored.iter().rev() {
-        match checked_note(path, *size, trusted.as_ref()) {
+        match checked_note(path, *size, trusted.as_ref(), origin.as_deref()) {
             Ok(note) => return write_note(args, *size, &note, trusted.is_some()),
             Err(why) => errln!("warning: skipping {}: {}", shown(path), describe(&why)),
         }
@@ -71,10 +100,23 @@ fn export(args: &ExportArgs) -> anyhow::Result<Outcome> {
 
 /// The bytes of the checkpoint at `path` if it is a checkpoint of `size`
 /// records (and, with `trusted`, signed by that key).
-fn checked_note(path: &Path, size: u64, trusted: Option<&NoteVerifier>) -> anyhow::Result<Vec<u8>> {
+fn checked_note(
+    path: &Path,
+    size: u64,
+    trusted: Option<&NoteVerifier>,
+    origin: Option<&str>,
+) -> anyhow::Result<Vec<u8>> {
     let note = read_checkpoint(path).context("cannot read it")?;
     let parsed = Note::parse(&note).context("it is not a signed note")?;
     let checkpoint = Checkpoint::parse(parsed.text()).context("it is not a checkpoint")?;
+    if let Some(origin) = origin
+        && checkpoint.origin() != origin
+    {
+        anyhow::bail!(
+            "it is a checkpoint of another trail ({:?}), not of this one ({origin:?})",
+            checkpoint.origin()
+        );
+    }
     if checkpoint.size() != size {
         anyhow::bail!(
             "its name says {size} records, but it commits to {}",
