@@ -169,6 +169,6 @@ pub use logger::{
     SYNC_INTERVAL, ShutdownReport, Stats,
 };
 pub use record::{MAX_RECORD_BYTES, SCHEMA_VERSION};
-pub use store::{list_segments, segment_name};
+pub use store::{list_segments, parse_segment_name, segment_name};
 pub use text::{MAX_TEXT_BYTES, TRUNCATION_MARKER, Text};
 pub use verify::{VerifyReport, verify_dir};

@@ -94,6 +94,27 @@ fn verify_exits_0_and_reports_intact_json() {
 }
 
 #[test]
+fn verify_warns_about_a_file_named_like_a_segment_that_it_did_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    fs::write(dir.path().join("audit/seg-abc.jsonl"), "not read").unwrap();
+    let out = sealtrail()
+        .arg("verify")
+        .args(args(dir.path()))
+        .arg("--json")
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["status"], "intact");
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{v}");
+    assert!(
+        warnings[0].as_str().unwrap().contains("seg-abc.jsonl"),
+        "{v}"
+    );
+}
+
+#[test]
 fn verify_warns_about_an_audit_directory_others_can_write_without_changing_the_verdict() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();

@@ -126,22 +126,45 @@ pub fn report_json(dir: &Path, report: &VerifyReport) -> serde_json::Value {
     })
 }
 
-/// What the verdict cannot see: an audit directory other users may write
+/// What the verdict cannot see, as warnings rather than findings (the
+/// records themselves verified): an audit directory other users may write
 /// to (which the writer refuses to use) could have had segments replaced
 /// by someone without any key, so only checkpoints and anchors pin what it
-/// held. A warning, not a finding: the records themselves verified.
+/// held; and a file named like a segment but not as the writer names them
+/// was not read at all.
 fn directory_warnings(dir: &Path) -> Vec<String> {
     use std::os::unix::fs::MetadataExt as _;
-    match std::fs::symlink_metadata(dir) {
-        Ok(meta) if meta.mode() & 0o022 != 0 => vec![format!(
+    let mut warnings = Vec::new();
+    if let Ok(meta) = std::fs::symlink_metadata(dir)
+        && meta.mode() & 0o022 != 0
+    {
+        warnings.push(format!(
             "the audit directory {} has mode {:04o}: other users can delete or replace its \
              files; the writer refuses such a directory; run `chmod 700 {}`",
             shown(dir),
             meta.mode() & 0o7777,
             shown(dir)
-        )],
-        _ => Vec::new(),
+        ));
     }
+    let mut strays: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| {
+            name.starts_with("seg-")
+                && name.ends_with(".jsonl")
+                && audit_logging::parse_segment_name(name).is_none()
+        })
+        .collect();
+    strays.sort();
+    for name in strays {
+        warnings.push(format!(
+            "{} is named like a segment but not as the writer names them \
+             (seg-<20 digits>.jsonl), so it was not verified; find out where it came from",
+            shown(&dir.join(name))
+        ));
+    }
+    warnings
 }
 
 pub fn print_report(dir: &Path, report: &VerifyReport) -> anyhow::Result<()> {
