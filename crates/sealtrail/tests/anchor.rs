@@ -2,22 +2,15 @@
 //! prints its verifier key, `seal` signs checkpoints, `checkpoint export`
 //! writes an anchor, and `verify --anchor` catches a trail cut back below it.
 
+mod common;
+
+use common::sealtrail;
+
 use std::fs;
 use std::path::Path;
 
-use assert_cmd::Command;
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
-
-fn sealtrail(cwd: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("sealtrail").unwrap();
-    cmd.current_dir(cwd)
-        .env_remove("SEALTRAIL_AUDIT_DIR")
-        .env_remove("SEALTRAIL_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_VKEY");
-    cmd
-}
 
 fn stdout(out: &assert_cmd::assert::Assert) -> String {
     String::from_utf8(out.get_output().stdout.clone()).unwrap()

@@ -3,21 +3,13 @@
 //! fixture that the real `model_signing` tool made
 //! (`scripts/make-model-signing-fixtures.sh`).
 
+mod common;
+
+use common::sealtrail;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use sha2::{Digest as _, Sha256};
-
-fn sealtrail(cwd: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("sealtrail").unwrap();
-    cmd.current_dir(cwd)
-        .env_remove("SEALTRAIL_AUDIT_DIR")
-        .env_remove("SEALTRAIL_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_VKEY")
-        .env_remove("SEALTRAIL_SEAL_KEY");
-    cmd
-}
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../vram-residency/tests/data")

@@ -3,23 +3,16 @@
 //! trail that does not verify, or segments deleted behind a made-up base,
 //! exit 1.
 
+mod common;
+
+use common::sealtrail;
+
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use audit_logging::checkpoint::CheckpointSigner;
 use audit_logging::{AuditEvent, AuditKey, AuditLogger, LoggerConfig};
-
-fn sealtrail(cwd: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("sealtrail").unwrap();
-    cmd.current_dir(cwd)
-        .env_remove("SEALTRAIL_AUDIT_DIR")
-        .env_remove("SEALTRAIL_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_VKEY");
-    cmd
-}
 
 fn stdout(out: &assert_cmd::assert::Assert) -> String {
     String::from_utf8(out.get_output().stdout.clone()).unwrap()

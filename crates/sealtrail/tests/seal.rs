@@ -1,19 +1,10 @@
 //! `seal` and `demo` end to end, through the binary.
 
+mod common;
+
+use common::sealtrail;
+
 use std::path::{Path, PathBuf};
-
-use assert_cmd::Command;
-
-fn sealtrail(cwd: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("sealtrail").unwrap();
-    cmd.current_dir(cwd)
-        .env_remove("SEALTRAIL_AUDIT_DIR")
-        .env_remove("SEALTRAIL_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_VKEY")
-        .env_remove("SEALTRAIL_BACKEND");
-    cmd
-}
 
 /// Whether the dynamic loader can open the CUDA driver library.
 fn cuda_driver_loadable() -> bool {
@@ -318,7 +309,7 @@ fn a_full_stdout_is_an_error_not_a_panic() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealtrail"))
+    let out = common::binary()
         .current_dir(dir.path())
         .args(["keygen", "--out", "k.key"])
         .stdout(full)
@@ -361,7 +352,7 @@ fn a_full_stderr_keeps_the_exit_code_instead_of_panicking() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealtrail"))
+    let out = common::binary()
         .current_dir(dir.path())
         .args(["seal", "no-such-model.safetensors"])
         .stderr(full)
@@ -456,13 +447,9 @@ fn ctrl_c_during_a_seal_releases_the_shards_closes_the_trail_and_exits_130() {
     // 64 shards of 16 MiB: more than a test machine seals before the
     // interrupt arrives, each allocated in a moment.
     big_model(&dir.path().join("big.safetensors"), 64, 16 << 20);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealtrail"))
+    let mut child = common::binary()
         .current_dir(dir.path())
         .args(["seal", "big.safetensors", "--max-shard-bytes", "16MiB"])
-        .env_remove("SEALTRAIL_AUDIT_DIR")
-        .env_remove("SEALTRAIL_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
-        .env_remove("SEALTRAIL_BACKEND")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

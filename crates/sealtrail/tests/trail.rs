@@ -1,5 +1,7 @@
 //! `keygen`, `verify` and `query` against trails written by the library.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 
@@ -7,13 +9,9 @@ use assert_cmd::Command;
 use audit_logging::{AuditEvent, AuditKey, AuditLogger, LoggerConfig};
 use chrono::{TimeZone, Utc};
 
+/// The binary; these tests give it absolute paths.
 fn sealtrail() -> Command {
-    let mut cmd = Command::cargo_bin("sealtrail").unwrap();
-    cmd.env_remove("SEALTRAIL_AUDIT_DIR")
-        .env_remove("SEALTRAIL_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_KEY")
-        .env_remove("SEALTRAIL_CHECKPOINT_VKEY");
-    cmd
+    Command::from_std(common::binary())
 }
 
 /// A key file and a trail with a few events of different types and days.
@@ -417,11 +415,9 @@ fn query_names_the_key_it_picked_up_when_it_is_another_trails() {
 fn run_into_closed_pipe(extra: &[&str], dir: &Path) -> (i32, String) {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealtrail"))
+    let out = common::binary()
         .args(extra)
         .args(args(dir))
-        .env_remove("SEALTRAIL_AUDIT_DIR")
-        .env_remove("SEALTRAIL_KEY")
         .stdout(writer)
         .output()
         .unwrap();
