@@ -75,17 +75,22 @@ fn keygen_refuses_to_overwrite_an_existing_key() {
     assert_eq!(fs::read(&key).unwrap(), before);
 }
 
+/// `verify --json` of the trail in `dir`, which must exit 0.
+fn intact_json(dir: &Path) -> serde_json::Value {
+    let out = sealtrail()
+        .arg("verify")
+        .args(args(dir))
+        .arg("--json")
+        .assert()
+        .success();
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
 #[test]
 fn verify_exits_0_and_reports_intact_json() {
     let dir = tempfile::tempdir().unwrap();
     trail(dir.path());
-    let out = sealtrail()
-        .arg("verify")
-        .args(args(dir.path()))
-        .arg("--json")
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let v = intact_json(dir.path());
     assert_eq!(v["status"], "intact");
     assert_eq!(v["report"]["records"], 8);
     assert_eq!(v["warnings"], serde_json::json!([]));
@@ -96,13 +101,7 @@ fn verify_warns_about_a_file_named_like_a_segment_that_it_did_not_read() {
     let dir = tempfile::tempdir().unwrap();
     trail(dir.path());
     fs::write(dir.path().join("audit/seg-abc.jsonl"), "not read").unwrap();
-    let out = sealtrail()
-        .arg("verify")
-        .args(args(dir.path()))
-        .arg("--json")
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let v = intact_json(dir.path());
     assert_eq!(v["status"], "intact");
     let warnings = v["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{v}");
@@ -118,13 +117,7 @@ fn verify_warns_about_an_audit_directory_others_can_write_without_changing_the_v
     let dir = tempfile::tempdir().unwrap();
     trail(dir.path());
     fs::set_permissions(dir.path().join("audit"), fs::Permissions::from_mode(0o777)).unwrap();
-    let out = sealtrail()
-        .arg("verify")
-        .args(args(dir.path()))
-        .arg("--json")
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let v = intact_json(dir.path());
     assert_eq!(v["status"], "intact");
     let warnings = v["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{v}");
