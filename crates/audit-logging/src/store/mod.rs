@@ -214,7 +214,7 @@ impl Store {
                 (file, 0, None, None)
             }
             Some((promised, newest)) => {
-                if let Some(cut) = cut_torn_tail(dir, newest)?
+                if let Some(cut) = cut_torn_tail(dir, newest, &torn)?
                     && !torn.contains(&cut)
                 {
                     torn.push(cut);
@@ -711,7 +711,13 @@ fn check_private_file(file: &File, path: &Path) -> Result<(), OpenError> {
 }
 
 /// Cuts bytes after the last newline of `segment`, keeping them aside.
-fn cut_torn_tail(dir: &Path, segment: &Path) -> Result<Option<TornTail>, OpenError> {
+/// Cuts a torn tail off `segment`, its bytes first kept aside (reusing one
+/// of the `pending` side files when it holds exactly them).
+fn cut_torn_tail(
+    dir: &Path,
+    segment: &Path,
+    pending: &[TornTail],
+) -> Result<Option<TornTail>, OpenError> {
     let at = |source| OpenError::Io {
         path: segment.to_owned(),
         source,
@@ -738,7 +744,7 @@ fn cut_torn_tail(dir: &Path, segment: &Path) -> Result<Option<TornTail>, OpenErr
     let offset_in_window = usize::try_from(torn_start.saturating_sub(window.start)).unwrap_or(0);
     let torn_bytes = window.bytes.get(offset_in_window..).unwrap_or_default();
     let seg_name = file_name(segment);
-    let torn = set_aside(dir, &seg_name, torn_start, torn_bytes)?;
+    let torn = set_aside(dir, &seg_name, torn_start, torn_bytes, pending)?;
     // Only once the bytes are safe elsewhere is the segment cut.
     file.set_len(torn_start)
         .and_then(|()| file.sync_all())
@@ -751,24 +757,33 @@ fn cut_torn_tail(dir: &Path, segment: &Path) -> Result<Option<TornTail>, OpenErr
 /// Copies a torn tail's bytes durably into a pending side file, unless an
 /// earlier open that crashed before its cut already did (same segment,
 /// offset and bytes: that file is reused rather than copied twice).
-fn set_aside(dir: &Path, segment: &str, offset: u64, bytes: &[u8]) -> Result<TornTail, OpenError> {
+fn set_aside(
+    dir: &Path,
+    segment: &str,
+    offset: u64,
+    bytes: &[u8],
+    pending: &[TornTail],
+) -> Result<TornTail, OpenError> {
+    let sha256 = Digest(Sha256::digest(bytes).into());
     let torn = |set_aside_as: String| TornTail {
         segment: segment.to_owned(),
         offset,
         bytes: bytes.len() as u64,
-        sha256: Digest(Sha256::digest(bytes).into()),
+        sha256,
         set_aside_as,
     };
+    if let Some(earlier) = pending.iter().find(|p| {
+        p.segment == segment
+            && p.offset == offset
+            && p.bytes == bytes.len() as u64
+            && p.sha256 == sha256
+    }) {
+        return Ok(earlier.clone());
+    }
     let stem = format!(
         "torn-{}-{offset}-",
         segment.trim_end_matches(SEGMENT_SUFFIX)
     );
-    for earlier in pending_torn(dir)? {
-        if earlier.set_aside_as.starts_with(&stem) && earlier == torn(earlier.set_aside_as.clone())
-        {
-            return Ok(earlier);
-        }
-    }
     let name = format!("{stem}{}.bin", Utc::now().timestamp_millis());
     let path = dir.join(format!("{name}{PENDING_SUFFIX}"));
     let io = |source| OpenError::Io {
