@@ -23,8 +23,11 @@ with a tamper-evident audit trail.\n\n\
 Start with `sealtrail demo` to see the whole path on a small generated model. \
 For real use: `sealtrail keygen`, then `sealtrail seal MODEL`, then `sealtrail verify`.",
     after_help = "Exit codes: 0 success; 1 verification failed (tampered audit trail, a trail \
-cut back below or rewritten before its anchor, a proof that does not hold, or a seal that does \
-not match device memory); 2 usage, input or I/O error."
+cut back below or rewritten before its anchor, a proof that does not hold, a seal that does \
+not match device memory, or a model that is not the expected file or fails its manifest or \
+signature); 2 usage, input or I/O error; 130 `seal` interrupted by Ctrl-C or SIGTERM (what it \
+had sealed was released). Diagnostics go to stderr, their detail set by RUST_LOG (default \
+warn)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -110,6 +113,28 @@ pub enum CheckpointCommand {
     /// Write the newest signed checkpoint, to keep off this host as an anchor for
     /// `verify --anchor`.
     Export(ExportArgs),
+    /// Print the verifier key (`<name>+<hash>+<key>`, public) of a checkpoint signing key
+    /// file, as `keygen` printed it, for `--checkpoint-key`.
+    VerifierKey(VerifierKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifierKeyArgs {
+    /// Checkpoint signing key file. Default: sealtrail-checkpoint.key beside the audit key.
+    #[arg(long, env = "SEALTRAIL_CHECKPOINT_KEY")]
+    pub checkpoint_key_file: Option<PathBuf>,
+    /// Audit key file, beside which the default signing key file is looked for.
+    #[arg(long, env = "SEALTRAIL_KEY", default_value = DEFAULT_KEY_FILE)]
+    pub key: PathBuf,
+}
+
+impl VerifierKeyArgs {
+    /// Where the checkpoint signing key is looked for.
+    pub fn checkpoint_key_path(&self) -> PathBuf {
+        self.checkpoint_key_file
+            .clone()
+            .unwrap_or_else(|| self.key.with_file_name(DEFAULT_CHECKPOINT_KEY_FILE))
+    }
 }
 
 #[derive(Debug, Args)]

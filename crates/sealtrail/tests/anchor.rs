@@ -613,3 +613,32 @@ fn a_checkpoint_key_file_named_but_missing_is_an_error_not_silence() {
         .success();
     assert!(stdout(&out).contains("no checkpoints signed"));
 }
+
+#[test]
+fn the_verifier_key_can_be_printed_again_and_common_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = sealed_trail(dir.path());
+    let out = sealtrail(dir.path())
+        .args(["checkpoint", "verifier-key"])
+        .assert()
+        .success();
+    assert_eq!(stdout(&out).trim(), vkey);
+
+    // The signing key file's name, or its contents, where the verifier key
+    // string goes: each is named as such, and the secret is not echoed.
+    let signing = fs::read_to_string(dir.path().join("sealtrail-checkpoint.key")).unwrap();
+    for (given, says) in [
+        ("sealtrail-checkpoint.key", "that names a file"),
+        (signing.as_str(), "that is the secret signing key"),
+    ] {
+        let out = sealtrail(dir.path())
+            .args(["verify", "--checkpoint-key", given])
+            .assert()
+            .code(2);
+        let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        assert!(err.contains(says), "{err}");
+        assert!(err.contains("checkpoint verifier-key"), "{err}");
+        let secret = signing.lines().nth(1).unwrap();
+        assert!(!err.contains(secret), "the signing key was echoed: {err}");
+    }
+}

@@ -440,3 +440,23 @@ fn a_reader_that_stops_early_does_not_change_the_exit_code() {
     assert_eq!(code, 1, "{err}");
     assert!(!err.contains("Broken pipe"), "{err}");
 }
+
+#[test]
+fn query_on_a_missing_directory_says_so_without_blaming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    trail(dir.path());
+    let out = sealtrail()
+        .args(["query", "--audit-dir"])
+        .arg(dir.path().join("no-such-audit"))
+        .arg("--key")
+        .arg(dir.path().join("k.key"))
+        .assert()
+        .code(2);
+    assert!(
+        out.get_output().stdout.is_empty(),
+        "no table header before the error"
+    );
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("no audit trail at"), "{err}");
+    assert!(!err.contains("with the key"), "{err}");
+}

@@ -8,13 +8,49 @@ use audit_logging::checkpoint::{Checkpoint, CheckpointSigner, Note, NoteVerifier
 use audit_logging::logtree::{list_checkpoints, origin_for, read_checkpoint};
 
 use crate::Outcome;
-use crate::cli::{CheckpointCommand, ExportArgs};
+use crate::cli::{CheckpointCommand, ExportArgs, VerifierKeyArgs};
 use crate::output::{describe, errln, outln, shown, write_out_file};
 
 pub fn run(command: &CheckpointCommand) -> anyhow::Result<Outcome> {
     match command {
         CheckpointCommand::Export(args) => export(args),
+        CheckpointCommand::VerifierKey(args) => print_verifier_key(args),
     }
+}
+
+/// Parses a `--checkpoint-key` value (or `$SEALTRAIL_CHECKPOINT_VKEY`),
+/// telling the two usual mistakes apart: a file name given where the key
+/// string goes, and the secret signing key pasted instead of its public
+/// verifier key.
+pub fn parse_vkey(vkey: &str) -> anyhow::Result<NoteVerifier> {
+    const WHAT: &str = "--checkpoint-key (or $SEALTRAIL_CHECKPOINT_VKEY) is not a checkpoint \
+                        verifier key (<name>+<hash>+<key>)";
+    if vkey.trim_start().starts_with("sealtrail-checkpoint-key") || vkey.contains("PRIVATE+KEY") {
+        // Not quoted back: it is a secret.
+        anyhow::bail!(
+            "{WHAT}; that is the secret signing key: pass its verifier key instead \
+             (`sealtrail checkpoint verifier-key` prints it)"
+        );
+    }
+    NoteVerifier::parse(vkey.trim()).map_err(|err| {
+        let hint = if Path::new(vkey).exists() {
+            "; that names a file: pass the verifier key string itself, which \
+             `sealtrail checkpoint verifier-key` prints from the signing key file"
+        } else {
+            ""
+        };
+        anyhow::Error::new(err).context(format!("{WHAT}{hint}"))
+    })
+}
+
+/// Prints the verifier key of a checkpoint signing key file: what
+/// `keygen` printed when it made the key, for `--checkpoint-key`.
+fn print_verifier_key(args: &VerifierKeyArgs) -> anyhow::Result<Outcome> {
+    let path = args.checkpoint_key_path();
+    let signer = CheckpointSigner::load(&path)
+        .with_context(|| format!("cannot load the checkpoint key {}", shown(&path)))?;
+    outln!("{}", signer.verifier_key());
+    Ok(Outcome::Success)
 }
 
 /// The checkpoint signing key at `path`, if there is one there. `explicit`
@@ -66,12 +102,7 @@ fn trail_origin(dir: &Path) -> Option<String> {
 
 fn export(args: &ExportArgs) -> anyhow::Result<Outcome> {
     let dir = &args.audit_dir;
-    let trusted = args
-        .checkpoint_key
-        .as_deref()
-        .map(|vkey| NoteVerifier::parse(vkey.trim()))
-        .transpose()
-        .context("--checkpoint-key is not a checkpoint verifier key (<name>+<hash>+<key>)")?;
+    let trusted = args.checkpoint_key.as_deref().map(parse_vkey).transpose()?;
     let stored = list_checkpoints(dir)
         .with_context(|| format!("cannot list the checkpoints in {}", shown(dir)))?;
     if stored.is_empty() {

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use anyhow::Context;
-use audit_logging::checkpoint::NoteVerifier;
 use audit_logging::logtree::{
     MAX_PROOF_BYTES, Proof, ProofCheckError, check_proof, prove_consistency, prove_inclusion,
 };
@@ -63,8 +62,7 @@ pub fn check(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
 }
 
 fn check_file(path: &Path, vkey: &str, json: bool) -> anyhow::Result<Outcome> {
-    let trusted = NoteVerifier::parse(vkey.trim())
-        .context("--checkpoint-key is not a checkpoint verifier key (<name>+<hash>+<key>)")?;
+    let trusted = crate::cmd::checkpoint::parse_vkey(vkey)?;
     let bytes = read_bounded(path)?;
     match check_proof(&bytes, &trusted) {
         Ok(summary) => {

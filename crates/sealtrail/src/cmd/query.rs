@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use audit_logging::AuditEvent;
-use audit_logging::query::{Filter, QueriedRecord, query};
+use audit_logging::query::{Filter, QueriedRecord, QueryError, query};
 
 use crate::Outcome;
 use crate::cli::{DEFAULT_KEY_FILE, QueryArgs};
@@ -21,6 +21,12 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
         .as_deref()
         .or(default_key.is_file().then_some(default_key));
     let key = key_path.map(load_key).transpose()?;
+    if !args.audit_dir.is_dir() {
+        anyhow::bail!(
+            "no audit trail at {}: pass --audit-dir with the directory `sealtrail seal` wrote",
+            shown(&args.audit_dir)
+        );
+    }
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -49,15 +55,17 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<Outcome> {
     // What was printed before a failure stays printed.
     let flushed = out.flush();
     // The key may have been picked up from the current directory unasked:
-    // name it, so a key of another trail is not mistaken for tampering.
+    // when the chain does not verify, name it, so that a key of another
+    // trail is not mistaken for tampering.
+    let tampered = matches!(&read, Err(QueryError::Tampered(_)));
     read.with_context(|| match key_path {
-        Some(path) => format!(
+        Some(path) if tampered => format!(
             "cannot read the audit trail in {} with the key {} (if that key is not this \
              trail's, pass the right one with --key)",
             shown(&args.audit_dir),
             shown(path)
         ),
-        None => format!("cannot read the audit trail in {}", shown(&args.audit_dir)),
+        _ => format!("cannot read the audit trail in {}", shown(&args.audit_dir)),
     })?;
     if let Some(e) = write_err.or(flushed.err()) {
         // A closed pipe (`| head`) is the reader's choice, not an error.

@@ -52,8 +52,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
 pub fn load_key(path: &Path) -> anyhow::Result<AuditKey> {
     if !path.exists() {
         anyhow::bail!(
-            "no audit key at {p}: pass --key with the key the trail was written with; \
-             for a new trail, create one with `sealtrail keygen --out {p}`",
+            "no audit key at {p}: pass --key with the key file `sealtrail keygen` wrote for \
+             this trail (a new trail starts with `sealtrail keygen --out {p}`, then `sealtrail \
+             seal`)",
             p = shown(path)
         );
     }
@@ -81,8 +82,7 @@ fn checkpoint_options(args: &VerifyArgs, key: &AuditKey) -> anyhow::Result<Check
 /// key given, not a tampered trail. `with_anchor` says the anchor is
 /// checked with it too.
 pub fn verifier_key(vkey: &str, key: &AuditKey, with_anchor: bool) -> anyhow::Result<NoteVerifier> {
-    let trusted = NoteVerifier::parse(vkey.trim())
-        .context("--checkpoint-key is not a checkpoint verifier key (<name>+<hash>+<key>)")?;
+    let trusted = crate::cmd::checkpoint::parse_vkey(vkey)?;
     let origin = origin_for(key.id().as_str());
     if trusted.name().as_str() != origin {
         anyhow::bail!(
