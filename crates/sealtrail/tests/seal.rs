@@ -501,3 +501,18 @@ fn ctrl_c_during_a_seal_releases_the_shards_closes_the_trail_and_exits_130() {
     assert_eq!(count("vram.allocated"), count("vram.deallocated"));
     assert_eq!(count("model.sealed") + count("model.rejected"), 0);
 }
+
+#[test]
+fn a_device_index_without_the_cuda_backend_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    sealtrail(dir.path()).arg("keygen").assert().success();
+    big_model(&dir.path().join("m.safetensors"), 1, 64);
+    for args in [
+        vec!["demo", "--device", "7"],
+        vec!["seal", "m.safetensors", "--device", "3"],
+    ] {
+        let out = sealtrail(dir.path()).args(&args).assert().code(2);
+        let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        assert!(err.contains("needs --backend cuda"), "{args:?}: {err}");
+    }
+}

@@ -34,6 +34,11 @@ pub enum Opened {
 /// touching the trail; only a policy refusal is kept for the trail.
 pub fn open_backend(device: &DeviceArgs) -> anyhow::Result<Opened> {
     match device.backend {
+        BackendChoice::Host if device.device != 0 => anyhow::bail!(
+            "--device {} picks a CUDA device and needs --backend cuda; the host simulation \
+             has only device 0",
+            device.device
+        ),
         BackendChoice::Host => Ok(Opened::Ready(Box::new(HostBackend::new()))),
         BackendChoice::Cuda => match CudaBackend::new(device.device) {
             Ok(backend) => Ok(Opened::Ready(Box::new(backend))),
